@@ -1,0 +1,45 @@
+"""Backends the suite can run. Each module holds one framework's adapters.
+
+``BUILTIN`` maps adapter names to "module:factory"; a factory returns a list of adapter
+objects (variants) or raises ImportError when its framework is not installed.
+"""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from .protocol import Adapter, AdapterInfo, Problem, Target
+
+BUILTIN = {
+    "torch": "adapters.pytorch:adapters",
+}
+
+
+class AdapterUnavailable(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=None)
+def load_group(group: str) -> tuple:
+    module, _, factory = BUILTIN[group].partition(":")
+    return tuple(getattr(importlib.import_module(module), factory)())
+
+
+def available() -> tuple[dict[str, Adapter], dict[str, str]]:
+    """(adapters by name, reasons for groups that could not load)."""
+    found, missing = {}, {}
+    for group in BUILTIN:
+        try:
+            for a in load_group(group):
+                found[a.name] = a
+        except ImportError as exc:
+            missing[group] = f"{type(exc).__name__}: {exc}"
+    return found, missing
+
+
+def info(a: Adapter) -> AdapterInfo:
+    return AdapterInfo(name=a.name, framework=a.framework, version=a.version(), convention=a.convention,
+                       devices=list(a.devices()))
+
+
+__all__ = ["Adapter", "AdapterInfo", "Problem", "Target", "BUILTIN", "available", "info", "load_group"]

@@ -1,0 +1,120 @@
+"""Comparison of one output against the reference: errors, ULPs, worst element, verdict.
+
+Verdict vocabulary (per check; a case's verdict is its worst check):
+  pass       within tolerance, non-finite pattern identical
+  fail       outside tolerance, or NaN/Inf where the reference has none (or the reverse),
+             or wrong shape, or a required output missing
+  raised     the implementation raised where the reference defines a result
+  accepted   the implementation returned values where the reference refuses
+  refused    both refuse (a pass)
+  skip       the adapter does not support the case (with its reason)
+  xfail      a known deviation reproduced
+  xpass      a known deviation no longer reproduces: delete its entry
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FAILING = ("fail", "raised", "accepted", "xpass", "crashed", "timeout", "bad-output")
+ORDER = ("pass", "refused", "skip", "xfail", "fail", "raised", "accepted", "bad-output", "timeout", "crashed", "xpass")
+
+_MANT = {"float16": 10, "bfloat16": 7, "float32": 23, "float64": 52}
+_EMIN = {"float16": -14, "bfloat16": -126, "float32": -126, "float64": -1022}
+
+
+def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype`` at each value (subnormal spacing below the normal range)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.floor(np.log2(np.abs(values)))
+    e = np.where(np.isfinite(e), np.maximum(e, _EMIN[dtype]), _EMIN[dtype])
+    return np.ldexp(1.0, (e - _MANT[dtype]).astype(np.int64))
+
+
+@dataclass
+class Check:
+    name: str                 # output compared, or property name
+    family: str               # forward, eval, running, grad, batch_stats, property, parity
+    verdict: str
+    max_abs: float | None = None
+    max_rel: float | None = None
+    max_ulp: float | None = None
+    ratio: float | None = None          # max over elements of |error| / tolerance
+    worst_index: list | None = None
+    expected: float | None = None       # reference value at the worst element
+    actual: float | None = None
+    tolerance: float | None = None
+    detail: str = ""
+    deviation: str | None = None        # id of the known deviation that matched
+
+    def as_dict(self) -> dict:
+        return {k: _jsonable(v) for k, v in asdict(self).items()}
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not np.isfinite(v):
+        return repr(v)   # "nan", "inf": JSON has no literal for them
+    return v
+
+
+FAMILY = {"y": "forward", "dx": "grad", "dgamma": "grad", "dbeta": "grad", "running_mean": "running",
+          "running_var": "running", "y_eval": "eval", "batch_mean": "batch_stats", "batch_var": "batch_stats"}
+
+
+def _f(v) -> float:
+    return float(v)
+
+
+def compare(name: str, actual, expected: np.ndarray, tol: np.ndarray, dtype: str, family: str | None = None) -> Check:
+    family = family or FAMILY.get(name, "forward")
+    if actual is None:
+        return Check(name, family, "fail", detail="required output not returned by the adapter")
+    a = np.asarray(actual, dtype=np.float64)
+    if a.shape != expected.shape:
+        return Check(name, family, "fail", detail=f"shape {a.shape} != reference shape {expected.shape}")
+    if a.size == 0:
+        return Check(name, family, "pass", 0.0, 0.0, 0.0, 0.0, detail="empty")
+    e = expected
+    fin_e, fin_a = np.isfinite(e), np.isfinite(a)
+    nan_e, nan_a = np.isnan(e), np.isnan(a)
+    pattern_bad = (fin_e != fin_a) | (nan_e != nan_a) | (~fin_e & ~nan_e & (a != e))
+    tol = np.where(np.isnan(tol), 0.0, tol)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.where(fin_e & fin_a, np.abs(a - e), 0.0)
+        rel = np.where(e != 0, err / np.abs(e), np.where(err > 0, np.inf, 0.0))
+        ulps = err / ulp(e, dtype)
+        ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
+    ratio = np.where(pattern_bad, np.inf, ratio)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    chk = Check(name, family, "pass", max_abs=_f(err.max()), max_rel=_f(rel.max()), max_ulp=_f(ulps.max()),
+                ratio=_f(ratio[worst]), worst_index=[int(i) for i in worst], expected=_f(e[worst]),
+                actual=_f(a[worst]), tolerance=_f(tol[worst]))
+    if pattern_bad.any():
+        chk.verdict = "fail"
+        chk.detail = (f"{int(pattern_bad.sum())} element(s) differ in finiteness from the reference, first at "
+                      f"{list(worst)}: reference {e[worst]!r}, implementation {a[worst]!r}")
+    elif chk.ratio > 1.0:
+        chk.verdict = "fail"
+        chk.detail = (f"|error| {chk.max_abs:.3g} exceeds tolerance at {list(worst)} by {chk.ratio:.3g}x: "
+                      f"reference {e[worst]!r}, implementation {a[worst]!r}, tolerance {tol[worst]:.3g}")
+    return chk
+
+
+def bounded(name: str, value: np.ndarray, bound: np.ndarray, what: str) -> Check:
+    """A property check: |value| <= bound elementwise (non-finite values fail)."""
+    v, b = np.abs(np.asarray(value, np.float64)), np.asarray(bound, np.float64)
+    if v.size == 0:
+        return Check(name, "property", "pass", detail="empty")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(v), np.where(b > 0, v / b, np.where(v > 0, np.inf, 0.0)), np.inf)
+    i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    ok = bool(ratio[i] <= 1.0)
+    return Check(name, "property", "pass" if ok else "fail", max_abs=_f(np.nanmax(v)), ratio=_f(ratio[i]),
+                 worst_index=[int(j) for j in i], actual=_f(v[i]), tolerance=_f(b[i]),
+                 detail="" if ok else f"{what}: |{v[i]:.3g}| > bound {b[i]:.3g} at {list(i)}")
+
+
+def worst(verdicts) -> str:
+    vs = list(verdicts) or ["pass"]
+    return max(vs, key=ORDER.index)

@@ -1,0 +1,139 @@
+"""case -> adapter -> outputs -> comparison against the reference -> verdicts.
+
+``evaluate`` runs one case on one target and returns a ``CaseResult`` holding every
+check; the reference for a case is computed once per convention and shared by all
+targets in the process.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from adapters.protocol import Adapter, Problem
+from reference import preset
+
+from . import deviations, properties
+from .case import Case
+from .compare import FAILING, Check, compare, worst
+from .expected import Expected, expect
+from .inputs import make_problem
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    adapter: str
+    device: str
+    framework: str
+    version: str
+    convention: str
+    verdict: str = "pass"
+    checks: list[Check] = field(default_factory=list)
+    error: str | None = None
+    skip_reason: str | None = None
+    timings: dict = field(default_factory=dict)
+
+    def record(self, run_id: str) -> dict:
+        return {"type": "case", "run_id": run_id, "case_id": self.case_id, "adapter": self.adapter,
+                "device": self.device, "framework": self.framework, "version": self.version,
+                "convention": self.convention, "verdict": self.verdict,
+                "checks": [c.as_dict() for c in self.checks], "error": self.error,
+                "skip_reason": self.skip_reason, "timings": self.timings}
+
+    def families(self, *families: str) -> list[Check]:
+        return [c for c in self.checks if not families or c.family in families]
+
+
+@lru_cache(maxsize=512)
+def problem_of(case: Case) -> Problem:
+    return make_problem(case)
+
+
+@lru_cache(maxsize=512)
+def expected_of(case: Case, convention: str) -> Expected:
+    return expect(case, problem_of(case), preset(convention))
+
+
+def _as_arrays(raw) -> dict[str, np.ndarray]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"adapter returned {type(raw).__name__}, expected a dict of arrays")
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[k] = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"output {k!r} is not numeric: {exc}") from None
+    return out
+
+
+def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem) -> list[Check]:
+    checks = []
+    for name in exp.values:
+        if name in out or name in exp.required:
+            checks.append(compare(name, out.get(name), exp.values[name], exp.tol[name], exp.dtypes[name]))
+    ax = case.channel_axis
+    if case.mode == "train":
+        checks += properties.grad_identities(out, exp, ax)
+        if case.fixed and case.track and case.steps >= 20 and "y_eval" in out and case.n > 1:
+            var = exp.values["batch_var"][-1]
+            checks.append(properties.convergence(out, exp, pb.beta, var, case.eps, case.n, ax))
+    if case.dist in ("nan", "inf") and case.channels > 1:
+        checks.append(properties.isolation(out, ax))
+    return checks
+
+
+def _apply_deviations(res: CaseResult) -> None:
+    for c in res.checks:
+        d = deviations.find(res.adapter, res.version, res.device, res.case_id, c.name)
+        if d is None:
+            continue
+        c.deviation = d.id
+        if c.verdict in FAILING:
+            c.verdict = "xfail"
+            c.detail = f"known deviation {d.id}: {d.reason} [{d.evidence}] -- observed: {c.detail}"
+        else:
+            c.verdict = "xpass"
+            c.detail = (f"known deviation {d.id} ({d.source}) no longer reproduces for this case "
+                        f"(check {c.name} now {c.verdict if c.verdict != 'xpass' else 'passes'}): delete or narrow the entry")
+
+
+def evaluate(adapter: Adapter, device: str, case: Case) -> CaseResult:
+    res = CaseResult(case.id, adapter.name, device, adapter.framework, adapter.version(), adapter.convention)
+    t0 = time.perf_counter()
+    pb = problem_of(case)
+    t1 = time.perf_counter()
+    reason = adapter.supports(pb, device)
+    if reason:
+        res.verdict, res.skip_reason = "skip", reason
+        res.timings = {"inputs_s": t1 - t0}
+        return res
+    exp = expected_of(case, adapter.convention)
+    t2 = time.perf_counter()
+    raised = None
+    try:
+        out = _as_arrays(adapter.run(pb, device))
+    except Exception as exc:  # noqa: BLE001 -- any failure of the backend is a verdict, not a crash
+        raised = f"{type(exc).__name__}: {exc}"
+        res.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        out = None
+    t3 = time.perf_counter()
+    if exp.undefined is not None:
+        verdict = "refused" if raised else "accepted"
+        detail = (f"reference refuses: {exp.undefined}; implementation " +
+                  (f"raised {raised}" if raised else "returned values"))
+        res.checks.append(Check("outcome", "parity", verdict, detail=detail))
+    elif raised:
+        res.checks.append(Check("outcome", "parity", "raised",
+                                detail=f"reference defines a result; implementation raised {raised}"))
+    else:
+        res.checks.append(Check("outcome", "parity", "pass"))
+        res.checks += _checks(case, exp, out, pb)
+    _apply_deviations(res)
+    res.verdict = worst(c.verdict for c in res.checks)
+    res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": t3 - t2,
+                   "compare_s": time.perf_counter() - t3}
+    return res

@@ -1,0 +1,157 @@
+"""The results file: JSON Lines, one record per line, written as each case completes.
+
+Schema "bn-conformance-results", version ``SCHEMA_VERSION`` (documented in
+reports/SCHEMA.md). Record types:
+
+  {"type": "run", "schema": ..., "schema_version": 1, "run_id", "suite_version",
+   "started", "platform": {...}, "adapters": {name: {framework, version, convention,
+   devices}}, "unavailable": {group: reason}, "conventions": {preset: {...}}}
+  {"type": "case", "run_id", "case_id", "adapter", "device", "framework", "version",
+   "convention", "verdict", "checks": [...], "error", "skip_reason", "timings": {...}}
+
+During a run each process appends to its own part file ``results.<worker>.jsonl`` and
+flushes after every record, so an interrupted run keeps every finished case. At the end
+the parts are merged into ``results.jsonl``; ``load`` reads a merged file, a folder, or
+leftover parts alike.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from pathlib import Path
+
+SCHEMA = "bn-conformance-results"
+SCHEMA_VERSION = 1
+SUITE_VERSION = "0.1.0"
+
+
+class ResultsError(ValueError):
+    pass
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_header(run_id: str, adapters: dict, unavailable: dict, conventions: dict, devices: dict) -> dict:
+    return {"type": "run", "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id,
+            "suite_version": SUITE_VERSION, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "platform": {"system": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_model(),
+                         "machine": platform.machine(), "devices": devices},
+            "adapters": adapters, "unavailable": unavailable, "conventions": conventions}
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+class Writer:
+    """Appends records to one part file, flushing each line."""
+
+    def __init__(self, directory: Path, worker: str, header: dict):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"results.{worker}.jsonl"
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self.write(header)
+
+    def write(self, record: dict) -> None:
+        self._fh.write(json.dumps(record, allow_nan=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _read_lines(path: Path) -> list[dict]:
+    out = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read: {exc}") from None
+    lines = text.splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) and not text.endswith("\n"):
+                raise ResultsError(f"{path}:{i}: truncated last line (an interrupted write?): {exc}") from None
+            raise ResultsError(f"{path}:{i}: not JSON: {exc}") from None
+        if not isinstance(rec, dict) or rec.get("type") not in ("run", "case"):
+            raise ResultsError(f"{path}:{i}: a record must be an object with type 'run' or 'case'")
+        out.append(rec)
+    return out
+
+
+def validate(records: list[dict], origin: str) -> None:
+    runs = {}
+    for i, r in enumerate(records, 1):
+        if r["type"] == "run":
+            if r.get("schema") != SCHEMA:
+                raise ResultsError(f"{origin}: record {i}: schema {r.get('schema')!r} is not {SCHEMA!r}")
+            if r.get("schema_version") != SCHEMA_VERSION:
+                raise ResultsError(f"{origin}: record {i}: schema_version {r.get('schema_version')!r} is not "
+                                   f"{SCHEMA_VERSION}; this suite reads version {SCHEMA_VERSION} only")
+            runs[r["run_id"]] = r
+        else:
+            for k in ("run_id", "case_id", "adapter", "device", "verdict", "checks"):
+                if k not in r:
+                    raise ResultsError(f"{origin}: record {i}: case record lacks {k!r}")
+            if r["run_id"] not in runs:
+                raise ResultsError(f"{origin}: record {i}: case record of run {r['run_id']!r} precedes or lacks its run header")
+
+
+def load(path: Path) -> list[dict]:
+    """Records from a results file, or from every results*.jsonl in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        merged = path / "results.jsonl"
+        files = [merged] if merged.exists() else sorted(path.glob("results.*.jsonl"))
+        if not files:
+            raise ResultsError(f"{path}: no results.jsonl or results.*.jsonl in this folder")
+    elif path.exists():
+        files = [path]
+    else:
+        raise ResultsError(f"{path}: no such file or folder")
+    records = []
+    for f in files:
+        part = _read_lines(f)
+        validate(part, str(f))
+        records.extend(part)
+    return records
+
+
+def merge_parts(directory: Path) -> Path | None:
+    """Merge part files into results.jsonl (run headers first, deduplicated), removing the parts."""
+    parts = sorted(directory.glob("results.*.jsonl"))
+    if not parts:
+        return None
+    headers, cases = {}, []
+    for p in parts:
+        for r in _read_lines(p):
+            if r["type"] == "run":
+                headers.setdefault(r["run_id"], r)
+            else:
+                cases.append(r)
+    out = directory / "results.jsonl"
+    tmp = directory / "results.jsonl.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for h in headers.values():
+            fh.write(json.dumps(h, allow_nan=False) + "\n")
+        for c in sorted(cases, key=lambda r: (r["adapter"], r["device"], r["case_id"])):
+            fh.write(json.dumps(c, allow_nan=False) + "\n")
+    os.replace(tmp, out)
+    for p in parts:
+        p.unlink()
+    return out
