@@ -77,7 +77,7 @@ def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem) 
             checks.append(compare(name, out.get(name), exp.values[name], exp.tol[name], exp.dtypes[name]))
     ax = case.channel_axis
     if case.mode == "train":
-        checks += properties.grad_identities(out, exp, ax)
+        checks += properties.grad_identities(out, exp, ax, pb.gamma, case.eps)
         if case.fixed and case.track and case.steps >= 20 and "y_eval" in out and case.n > 1:
             var = exp.values["batch_var"][-1]
             checks.append(properties.convergence(out, exp, pb.beta, var, case.eps, case.n, ax))

@@ -62,7 +62,9 @@ class _Builder:
         self.rows.setdefault(name, []).append((np.asarray(value, np.float64), np.asarray(tol, np.float64)))
 
     # -- one training-mode step ------------------------------------------------------------
-    def train_step(self, k, grads=True):
+    def train_step(self, k, grads=True, eval_only=False):
+        """One training-mode step; with eval_only, just the output, recorded as y_eval
+        (inference without running statistics normalises with the batch's)."""
         x, dy, ax, nd, p, n = self.X[k], self.DY[k], self.ax, self.X[k].ndim, self.p, self.n
         eps = self.case.eps
         y, mean, var = ref.forward_train(x, self.g, self.b, eps, ax)
@@ -72,7 +74,9 @@ class _Builder:
             e = T.budget(p, n, kappa)
             xhat = (x - _bc(mean, nd, ax)) / _bc(sigma, nd, ax)
             gb, bb, eb = _bc(self.g, nd, ax), _bc(self.b, nd, ax), _bc(e, nd, ax)
-            self.add("y", y, T.y_train_tol(p, eb, gb, bb, xhat))
+            self.add("y_eval" if eval_only else "y", y, T.y_train_tol(p, eb, gb, bb, xhat))
+            if eval_only:
+                return None
             if grads:
                 dx, dg, db = ref.backward_train(dy, x, self.g, eps, ax)
                 m_dy, m_dyx = _chan_mean(np.abs(dy), ax), _chan_mean(np.abs(dy * xhat), ax)
@@ -89,6 +93,8 @@ class _Builder:
         self.add("batch_mean", mean, tm)
         self.add("batch_var", var, tv)
         self.out.aux.setdefault("xhat", []).append(xhat)
+        self.out.aux.setdefault("sigma", []).append(sigma)
+        self.out.aux.setdefault("dy", []).append(dy)
         return mean, var, tm, tv
 
     def fed_var(self, var, tv):
@@ -173,8 +179,7 @@ def expect(case: Case, problem: Problem, conv: Convention) -> Expected:
             if case.track:
                 b.infer(rm, rv, trm, trv, k=case.steps - 1, grads=False, name_y="y_eval")
             else:
-                b.train_step(case.steps - 1, grads=False)
-                b.rows["y_eval"] = [b.rows["y"].pop()]
+                b.train_step(case.steps - 1, grads=False, eval_only=True)
             tracked = ("running_mean", "running_var") if case.track else ()
             b.out.required = ("y", "dx", "y_eval") + affine_grads + tracked
         elif case.mode == "infer":

@@ -2,8 +2,10 @@
 
   grad_sum_zero     training mode: per channel, sum_i dx_i = 0 (dx is orthogonal to the
                     constant vector because the batch mean is subtracted) [IS15, section 3]
-  grad_orthogonal   training mode: per channel, sum_i dx_i x_hat_i = 0 (the variance
-                    normalisation removes the x_hat direction)
+  grad_orthogonal   training mode: per channel, sum_i dx_i x_hat_i =
+                    (gamma / sigma) * (sum_i dy_i x_hat_i) * eps / (var + eps): the variance
+                    normalisation removes the x_hat direction exactly when eps = 0, and
+                    sum_i x_hat_i^2 = n var / (var + eps) leaves this remainder otherwise
   converge          K steps on one fixed batch: inference output equals training output
                     once running statistics converge, exactly with a biased estimator, or
                     scaled by sqrt((var+eps)/(var*n/(n-1)+eps)) with an unbiased one
@@ -25,7 +27,7 @@ def _per_channel_sum(a, ax):
     return np.moveaxis(a, ax, -1).reshape(-1, a.shape[ax]).sum(axis=0)
 
 
-def grad_identities(out: dict, exp: Expected, ax: int) -> list[Check]:
+def grad_identities(out: dict, exp: Expected, ax: int, gamma: np.ndarray, eps: float) -> list[Check]:
     if "dx" not in out or "xhat" not in exp.aux:
         return []
     checks = []
@@ -34,8 +36,11 @@ def grad_identities(out: dict, exp: Expected, ax: int) -> list[Check]:
     sums, ortho, b_sum, b_ortho = [], [], [], []
     for k, xhat in enumerate(exp.aux["xhat"]):
         finite = np.isfinite(_per_channel_sum(xhat, ax))
+        xh = np.nan_to_num(xhat)
+        sigma = np.nan_to_num(exp.aux["sigma"][k], nan=1.0)
+        remainder = (gamma.astype(np.float64) / sigma) * _per_channel_sum(exp.aux["dy"][k] * xh, ax) * eps / (sigma * sigma)
         sums.append(np.where(finite, _per_channel_sum(dx[k], ax), 0.0))
-        ortho.append(np.where(finite, _per_channel_sum(dx[k] * np.nan_to_num(xhat), ax), 0.0))
+        ortho.append(np.where(finite, _per_channel_sum(dx[k] * xh, ax) - remainder, 0.0))
         b_sum.append(np.where(finite, _per_channel_sum(tol[k], ax), 1.0))
         b_ortho.append(np.where(finite, _per_channel_sum(tol[k] * np.abs(np.nan_to_num(xhat)), ax), 1.0))
     checks.append(bounded("grad_sum_zero", np.array(sums), np.array(b_sum), "per-channel sum of dx"))

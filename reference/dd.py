@@ -54,6 +54,13 @@ def two_prod(a, b):
     return p, e
 
 
+def _ieee_where_not_finite(plain, hi, lo):
+    """Where the float64 result is Inf or NaN, IEEE arithmetic decides: the error terms of
+    Inf are NaN and must not leak into the double-double value."""
+    ok = np.isfinite(plain)
+    return DD(np.where(ok, hi, plain), np.where(ok, lo, 0.0))
+
+
 class DD:
     """An array of double-double numbers with the arithmetic operators of a float."""
 
@@ -83,7 +90,7 @@ class DD:
             e = e + t
             s, e = quick_two_sum(s, e)
             e = e + f
-            return DD(*quick_two_sum(s, e))
+            return _ieee_where_not_finite(self.hi + o.hi, *quick_two_sum(s, e))
 
     __radd__ = __add__
 
@@ -101,7 +108,7 @@ class DD:
         with np.errstate(invalid="ignore", over="ignore"):
             p, e = two_prod(self.hi, o.hi)
             e = e + (self.hi * o.lo + self.lo * o.hi)
-            return DD(*quick_two_sum(p, e))
+            return _ieee_where_not_finite(p, *quick_two_sum(p, e))
 
     __rmul__ = __mul__
 

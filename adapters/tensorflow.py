@@ -1,0 +1,286 @@
+"""TensorFlow without Keras: the stateless ops and the fused kernel.
+
+Variants
+  tf.nn      tf.nn.moments + tf.nn.batch_normalization, running statistics kept in
+             tf.Variables by tf.compat.v1.train.assign_moving_average(zero_debias=False);
+             gradients by tf.GradientTape. Preset "tensorflow_nn".
+  tf.nn.xla  the same step inside tf.function(jit_compile=True), traced once per
+             shape/dtype/config (tf.function's own trace cache; the function is module-level).
+  tf.fused   tf.raw_ops.FusedBatchNormV3, the op behind tf.compat.v1.nn.fused_batch_norm
+             (tensorflow/python/ops/nn_impl.py fused_batch_norm is a thin shim that returns
+             outputs 0..2 of gen_nn_ops.fused_batch_norm_v3 with the same arguments); the
+             raw op also gives reserve_space_1/2, the batch mean and variance the kernel
+             normalised with (CPU kernel: biased variance, `saved_batch_var = batch_variance`,
+             tensorflow/core/kernels/fused_batch_norm_op.cc), returned as batch_mean/batch_var.
+             Preset "tensorflow_fused".
+
+Conventions used here:
+  * momentum: the case's new-batch weight f. assign_moving_average takes the old-value weight
+    (decay), so it gets d = 1 - f; it computes `variable -= (variable - value) * (1 - decay)`
+    (tensorflow/python/training/moving_averages.py assign_moving_average). The fused op's
+    exponential_avg_factor is the new-batch weight and gets f itself (nn_impl.py docstring:
+    "(1 - exponential_avg_factor) * mean + exponential_avg_factor * batch_mean").
+  * 16-bit inputs (mixed precision as Keras users run it: float32 variables read in the
+    compute dtype). tf.nn: gamma/beta/running statistics are float32 and cast to the input
+    dtype when read; tf.nn.moments runs on the input dtype (it upcasts float16 only, nn_impl.py
+    moments); the batch statistics are cast to float32 before the moving average.
+    tf.fused: scale/offset/mean/variance are float32 (the op's U type is float only:
+    REGISTER_OP("FusedBatchNormV3"), tensorflow/core/ops/nn_ops.cc), x stays 16-bit.
+  * track_running_stats=False: the caller keeps no averages and normalises with batch
+    statistics in every mode (a stateless API expresses this directly).
+  * Frozen mode: skipped; a stateless op has no freeze, the caller passes statistics.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet import (C++ INFO/WARNING/ERROR logs)
+
+from functools import lru_cache
+
+import numpy as np
+
+from .protocol import Problem
+
+_FUSED_FORMAT = {"nchw": "NCHW", "nhwc": "NHWC", "ncdhw": "NCDHW", "ndhwc": "NDHWC"}
+
+
+@lru_cache(maxsize=None)
+def _tf():
+    import tensorflow as tf
+    return tf
+
+
+def _in(a, dtype: str):
+    """A float array (values exact in dtype) as a TF tensor of dtype."""
+    tf = _tf()
+    return tf.cast(tf.constant(np.ascontiguousarray(a)), getattr(tf, dtype))
+
+
+def _np(t) -> np.ndarray:
+    tf = _tf()
+    if t.dtype in (tf.float16, tf.bfloat16):
+        t = tf.cast(t, tf.float32)
+    return t.numpy().copy()
+
+
+class _Base:
+    framework = "tensorflow"
+
+    def version(self) -> str:
+        return _tf().__version__
+
+    def devices(self) -> list[str]:
+        return ["cpu"] + (["cuda"] if _tf().config.list_physical_devices("GPU") else [])
+
+    def _dev(self, device: str) -> str:
+        return "/GPU:0" if device == "cuda" else "/CPU:0"
+
+    def supports(self, pb: Problem, device: str) -> str | None:
+        if pb.momentum is None and pb.track_running_stats:
+            return ("cumulative average (momentum=None) cannot be expressed: the moving average takes a fixed "
+                    "decay (tf.compat.v1.train.assign_moving_average) / exponential_avg_factor (fused_batch_norm)")
+        if pb.mode == "frozen":
+            return "stateless API: there is no layer to freeze; the caller chooses which statistics to pass"
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# tf.nn.moments + tf.nn.batch_normalization
+# --------------------------------------------------------------------------------------------
+
+def _nn_step(x, dy, gamma, beta, rm, rv, training, eps, axis):
+    """One forward + backward. gamma/beta/rm/rv are tensors of the parameter dtype (or None);
+    rm/rv are the statistics used when not training. Returns y, dx, dgamma, dbeta and the
+    flattened mean and variance that were used."""
+    tf = _tf()
+    nd = len(x.shape)
+    axes = [i for i in range(nd) if i != axis]
+    bshape = [1] * nd
+    bshape[axis] = -1
+    watched = [x] + [t for t in (gamma, beta) if t is not None]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        # 16-bit inputs: all math in float32, as TF's own layer does with these ops
+        # (tf_keras/src/layers/normalization/batch_normalization.py call: "Do all math in
+        # float32 if given 16-bit inputs for numeric stability"); y is cast back.
+        xc = tf.cast(x, tf.float32) if x.dtype in (tf.float16, tf.bfloat16) else x
+        scale = None if gamma is None else tf.reshape(gamma, bshape)
+        offset = None if beta is None else tf.reshape(beta, bshape)
+        if training:
+            mean, var = tf.nn.moments(xc, axes, keepdims=True)
+        else:
+            mean, var = tf.reshape(rm, bshape), tf.reshape(rv, bshape)
+        y = tf.cast(tf.nn.batch_normalization(xc, mean, var, offset, scale, eps), x.dtype)
+    grads = tape.gradient(y, watched, output_gradients=dy)
+    dg, db = (grads[1], grads[2]) if gamma is not None else (None, None)
+    return y, grads[0], dg, db, tf.reshape(mean, [-1]), tf.reshape(var, [-1])
+
+
+def _nn_update(rm_var, rv_var, mean, var, f):
+    """Moving averages as the TF docs show them: assign_moving_average(variable, value, decay,
+    zero_debias=False) does `decay = convert_to_tensor(1.0 - decay)`, then
+    `variable.assign_sub((variable - value) * decay)` (tensorflow/python/training/
+    moving_averages.py). TF 2.21 exports that function only as
+    tf.__internal__.train.assign_moving_average (`@tf_export(..., v1=[])`; measured:
+    tf.compat.v1.train has no assign_moving_average), so a TF2 user writes the same two
+    lines; they are written here with the same roundings (decay d = 1 - f in Python
+    double, 1 - d converted to the variable dtype). No zero-debiasing: the variables start
+    at 0 and 1, not at zero."""
+    tf = _tf()
+    d = 1.0 - f
+    for v, value in ((rm_var, mean), (rv_var, var)):
+        w = tf.constant(1.0 - d, v.dtype)
+        v.assign_sub((v - tf.cast(value, v.dtype)) * w)
+
+
+def _nn_train_step(x, dy, gamma, beta, rm_var, rv_var, eps, axis, f):
+    y, dx, dg, db, mean, var = _nn_step(x, dy, gamma, beta, None, None, True, eps, axis)
+    if rm_var is not None:
+        _nn_update(rm_var, rv_var, mean, var, f)
+    return y, dx, dg, db
+
+
+@lru_cache(maxsize=None)
+def _xla_fns():
+    tf = _tf()
+    # Module-level, created once: tf.function keys its traces on shapes/dtypes and on the
+    # Python values (eps, axis, f, training), so XLA compiles once per shape and config.
+    return (tf.function(_nn_train_step, jit_compile=True),
+            tf.function(_nn_step, jit_compile=True))
+
+
+class TfNn(_Base):
+    name = "tf.nn"
+    convention = "tensorflow_nn"
+    jit = False
+
+    def _fns(self):
+        if self.jit:
+            return _xla_fns()
+        return _nn_train_step, _nn_step
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        tf = _tf()
+        train_fn, step_fn = self._fns()
+        pdt, ax = pb.param_dtype, pb.axis
+        with tf.device(self._dev(device)):
+            gamma = _in(pb.gamma, pdt) if pb.affine else None
+            beta = _in(pb.beta, pdt) if pb.affine else None
+            track = pb.track_running_stats
+            if track:
+                rm0 = pb.running_mean if pb.running_mean is not None else np.zeros(pb.channels)  # Keras' initial values
+                rv0 = pb.running_var if pb.running_var is not None else np.ones(pb.channels)
+                rm_var = tf.Variable(_in(rm0, pdt), trainable=False)
+                rv_var = tf.Variable(_in(rv0, pdt), trainable=False)
+            else:
+                rm_var = rv_var = None
+            out: dict[str, list] = {}
+
+            def record(y, dx, dg, db):
+                out.setdefault("y", []).append(_np(y))
+                out.setdefault("dx", []).append(_np(dx))
+                if pb.affine:
+                    out.setdefault("dgamma", []).append(_np(dg))
+                    out.setdefault("dbeta", []).append(_np(db))
+                if track:
+                    out.setdefault("running_mean", []).append(_np(rm_var))
+                    out.setdefault("running_var", []).append(_np(rv_var))
+
+            x = [_in(pb.x[k], pb.dtype) for k in range(pb.steps)]
+            dy = [_in(pb.dy[k], pb.dtype) for k in range(pb.steps)]
+            if pb.mode == "train":
+                for k in range(pb.steps):
+                    record(*train_fn(x[k], dy[k], gamma, beta, rm_var, rv_var, pb.eps, ax, pb.momentum))
+                last = pb.steps - 1
+                y_eval = step_fn(x[last], dy[last], gamma, beta, rm_var, rv_var, not track, pb.eps, ax)[0]
+            else:  # infer
+                record(*step_fn(x[0], dy[0], gamma, beta, rm_var, rv_var, not track, pb.eps, ax)[:4])
+        res = {k: np.stack(v) for k, v in out.items()}
+        if pb.mode == "train":
+            res["y_eval"] = _np(y_eval)
+        return res
+
+
+class TfNnXla(TfNn):
+    name = "tf.nn.xla"
+    jit = True
+
+
+# --------------------------------------------------------------------------------------------
+# FusedBatchNormV3
+# --------------------------------------------------------------------------------------------
+
+class TfFused(_Base):
+    name = "tf.fused"
+    convention = "tensorflow_fused"
+
+    def supports(self, pb: Problem, device: str) -> str | None:
+        if pb.layout not in _FUSED_FORMAT:
+            return ("fused_batch_norm takes 4-D or 5-D input in NHWC/NCHW/NDHWC/NCDHW "
+                    "(nn_impl.py fused_batch_norm docstring; FusedBatchNormV3 data_format attr)")
+        if pb.dtype == "float64":
+            return ("FusedBatchNormV3 has no float64 kernel: attr T in {half, bfloat16, float}, U in {float} "
+                    "(tensorflow/core/ops/nn_ops.cc REGISTER_OP(\"FusedBatchNormV3\"); measured: "
+                    "InvalidArgumentError, TF 2.21)")
+        return super().supports(pb, device)
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        tf = _tf()
+        fmt, track = _FUSED_FORMAT[pb.layout], pb.track_running_stats
+        with tf.device(self._dev(device)):
+            # the op needs scale/offset even without affine: ones/zeros, as tf-keras passes
+            # (tf_keras/src/layers/normalization/batch_normalization.py _fused_batch_norm)
+            gamma, beta = _in(pb.gamma, "float32"), _in(pb.beta, "float32")
+            if track:
+                rm = _in(pb.running_mean if pb.running_mean is not None else np.zeros(pb.channels), "float32")
+                rv = _in(pb.running_var if pb.running_var is not None else np.ones(pb.channels), "float32")
+            else:
+                rm = rv = tf.constant([], tf.float32)  # as nn_impl.fused_batch_norm passes "no statistics"
+
+            def step(k, training, factor):
+                x, dy = _in(pb.x[k], pb.dtype), _in(pb.dy[k], pb.dtype)
+                with tf.GradientTape() as tape:
+                    tape.watch([x, gamma, beta])
+                    r = tf.raw_ops.FusedBatchNormV3(x=x, scale=gamma, offset=beta, mean=rm, variance=rv,
+                                                    epsilon=pb.eps, exponential_avg_factor=factor,
+                                                    data_format=fmt, is_training=training)
+                dx, dg, db = tape.gradient(r[0], [x, gamma, beta], output_gradients=dy)
+                return r, dx, dg, db
+
+            out: dict[str, list] = {}
+
+            def record(r, dx, dg, db, training):
+                out.setdefault("y", []).append(_np(r[0]))
+                out.setdefault("dx", []).append(_np(dx))
+                if pb.affine:
+                    out.setdefault("dgamma", []).append(_np(dg))
+                    out.setdefault("dbeta", []).append(_np(db))
+                if track:
+                    out.setdefault("running_mean", []).append(_np(rm))
+                    out.setdefault("running_var", []).append(_np(rv))
+                if training and pb.mode == "train":
+                    # reserve_space_1/2: the batch statistics the kernel normalised with
+                    # (raw_ops docs: "computed batch mean/variance"; CPU kernel biased variance)
+                    out.setdefault("batch_mean", []).append(_np(r[3]))
+                    out.setdefault("batch_var", []).append(_np(r[4]))
+
+            if pb.mode == "train":
+                factor = pb.momentum if track else 1.0
+                for k in range(pb.steps):
+                    r, dx, dg, db = step(k, True, factor)
+                    if track:
+                        rm, rv = r[1], r[2]   # outputs 1, 2: the updated running mean/variance
+                    record(r, dx, dg, db, True)
+                y_eval = step(pb.steps - 1, not track, 1.0)[0][0]
+            else:  # infer
+                record(*step(0, not track, 1.0), False)
+        res = {k: np.stack(v) for k, v in out.items()}
+        if pb.mode == "train":
+            res["y_eval"] = _np(y_eval)
+        return res
+
+
+def adapters():
+    _tf()  # ImportError here means the framework is not installed
+    return [TfNn(), TfNnXla(), TfFused()]

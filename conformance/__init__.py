@@ -1,0 +1,1 @@
+"""The batch-normalisation conformance suite: cases, expectations, comparison, results."""

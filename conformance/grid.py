@@ -1,0 +1,132 @@
+"""The curated grid: the same cases on every run, grouped by the area a test module covers.
+
+Shapes are small (a kernel's logic, not its throughput, is under test) but reach every
+rank, both channel positions, reduction lengths from 1 to a few thousand, and odd sizes.
+"""
+from __future__ import annotations
+
+from itertools import product
+
+from .case import Case
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+# one shape per layout; n per channel in brackets
+SHAPES = {
+    "nc": (16, 5),                 # [16]
+    "ncl": (4, 3, 7),              # [28]
+    "nlc": (4, 7, 3),              # [28]
+    "nchw": (2, 3, 4, 5),          # [40]
+    "nhwc": (2, 4, 5, 3),          # [40]
+    "ncdhw": (2, 3, 2, 3, 4),      # [48]
+    "ndhwc": (2, 2, 3, 4, 3),      # [48]
+}
+LARGE = {"nc": (2048, 4), "nchw": (8, 4, 16, 16), "nhwc": (8, 16, 16, 4)}   # n = 2048
+
+
+def _forward() -> list[Case]:
+    out = [Case("train", dt, lay, shp) for lay, shp in SHAPES.items() for dt in DTYPES]
+    out += [Case("train", "float32", lay, shp, affine=False) for lay, shp in SHAPES.items()]
+    out += [Case("train", dt, lay, shp) for lay, shp in LARGE.items() for dt in ("float16", "float32")]
+    out += [Case("train", "float32", "nchw", SHAPES["nchw"], eps=eps) for eps in (1e-3, 0.1, 1.0)]
+    out += [Case("train", "float32", "nhwc", SHAPES["nhwc"], eps=eps) for eps in (1e-3, 0.1)]
+    return out
+
+
+def _conditioning() -> list[Case]:
+    out = []
+    for lay in ("nc", "nchw", "nhwc"):
+        shp = SHAPES[lay]
+        out += [Case("train", dt, lay, shp, d) for dt in ("float32", "float64") for d in ("offset1e2", "offset1e4", "heavy", "huge")]
+        out += [Case("train", dt, lay, shp, d) for dt in ("float16", "bfloat16") for d in ("offset1e2", "heavy", "huge")]
+        out += [Case("train", "float64", lay, shp, d) for d in ("offset1e6", "offset1e8")]
+        out += [Case("infer", dt, lay, shp, d) for dt in ("float32", "float16") for d in ("offset1e4", "huge")]
+    out += [Case("train", dt, "nchw", LARGE["nchw"], "offset1e4") for dt in ("float32", "float64")]
+    return out
+
+
+def _running() -> list[Case]:
+    out = []
+    for lay, dt, m in product(("nc", "nchw", "nhwc"), ("float32", "float64"), (0.1, 0.01, 0.5, 1.0, None)):
+        out.append(Case("train", dt, lay, SHAPES[lay], momentum=m, steps=4))
+    out += [Case("train", dt, "nchw", SHAPES["nchw"], steps=3) for dt in ("float16", "bfloat16")]
+    out += [Case("train", "float32", lay, SHAPES[lay], "offset1e4", steps=3) for lay in ("nc", "nchw")]
+    out += [Case("train", "float32", "nchw", (2, 3, 1, 1), steps=3), Case("train", "float32", "nc", (2, 3), steps=3)]
+    return out
+
+
+def _inference() -> list[Case]:
+    out = [Case("infer", dt, lay, shp) for lay, shp in SHAPES.items() for dt in DTYPES]
+    out += [Case("infer", "float32", lay, SHAPES[lay], track=False) for lay in ("nc", "nchw", "nhwc")]
+    out += [Case("infer", "float32", "nchw", SHAPES["nchw"], affine=False)]
+    out += [Case("train", "float32", lay, SHAPES[lay], track=False, steps=2) for lay in ("nc", "nchw")]
+    return out
+
+
+def _frozen() -> list[Case]:
+    return [Case("frozen", dt, lay, SHAPES[lay], steps=2) for lay in ("nc", "nchw", "nhwc") for dt in ("float32", "float64")] + \
+           [Case("frozen", "float16", "nchw", SHAPES["nchw"])]
+
+
+def _gradients() -> list[Case]:
+    out = [Case("train", dt, lay, SHAPES[lay], steps=1) for lay in ("nc", "ncl", "nchw", "nhwc", "ndhwc") for dt in DTYPES]
+    out += [Case("infer", dt, lay, SHAPES[lay]) for lay in ("nc", "nchw", "nhwc") for dt in ("float32", "float64")]
+    out += [Case("train", "float64", lay, SHAPES[lay], "offset1e4") for lay in ("nc", "nchw")]
+    out += [Case("train", "float32", "nchw", LARGE["nchw"])]
+    return out
+
+
+def _properties() -> list[Case]:
+    conv = [Case("train", dt, lay, SHAPES[lay], momentum=0.5, steps=40, fixed=True)
+            for lay in ("nc", "nchw", "nhwc") for dt in ("float32", "float64")]
+    iso = [Case(mode, "float32", lay, SHAPES[lay], d) for mode in ("train", "infer")
+           for lay in ("nc", "nchw", "nhwc") for d in ("nan", "inf")]
+    return conv + iso
+
+
+def _edge() -> list[Case]:
+    out = []
+    for lay in ("nc", "nchw", "nhwc"):
+        shp = SHAPES[lay]
+        out += [Case(mode, dt, lay, shp, d) for mode in ("train", "infer") for dt in ("float32", "float16")
+                for d in ("const", "tiny")]
+        out += [Case("train", "float32", lay, shp, "tiny", eps=1e-3)]
+    single = {"nc": (1, 3), "nchw": (1, 3, 1, 1), "nhwc": (1, 1, 1, 3)}
+    empty = {"nc": (0, 3), "nchw": (0, 3, 2, 2), "nhwc": (0, 2, 2, 3)}
+    for lay in ("nc", "nchw", "nhwc"):
+        for trs in (True, False):
+            out += [Case("train", "float32", lay, single[lay], track=trs), Case("infer", "float32", lay, single[lay], track=trs)]
+            out += [Case("train", "float32", lay, empty[lay], track=trs, steps=2), Case("infer", "float32", lay, empty[lay], track=trs)]
+    return out
+
+
+def _exact() -> list[Case]:
+    out = [Case("train", dt, lay, SHAPES[lay], "exact", momentum=1.0) for lay in ("nc", "nchw", "nhwc")
+           for dt in DTYPES]
+    out += [Case("train", "float32", "nchw", LARGE["nchw"], "exact", momentum=1.0)]
+    return out
+
+
+AREAS = {
+    "forward": _forward, "conditioning": _conditioning, "running": _running, "inference": _inference,
+    "frozen": _frozen, "gradients": _gradients, "properties": _properties, "edge": _edge, "exact": _exact,
+}
+
+
+def cases(area: str) -> list[Case]:
+    seen, out = set(), []
+    for c in AREAS[area]():
+        if c.id not in seen:
+            seen.add(c.id)
+            out.append(c)
+    return out
+
+
+def all_cases() -> list[Case]:
+    seen, out = set(), []
+    for area in AREAS:
+        for c in cases(area):
+            if c.id not in seen:
+                seen.add(c.id)
+                out.append(c)
+    return out

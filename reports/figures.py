@@ -1,0 +1,124 @@
+"""Figures as inline base64 PNG (matplotlib, Agg backend): nothing is fetched when viewing."""
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .model import Model, case_dtype, conditioning, num  # noqa: E402
+
+FLOOR = 1e-6      # ratios of 0 are drawn at this floor (log axes)
+CEIL = 1e9        # infinite ratios (non-finite mismatch) are drawn at this ceiling
+DPI = 72
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _clip(r: float) -> float:
+    return CEIL if math.isinf(r) else min(max(r, FLOOR), CEIL)
+
+
+def _finish(ax, xlabel, ylabel):
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="#c0392b", lw=1, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def ratio_vs_conditioning(m: Model) -> str | None:
+    pts = defaultdict(list)
+    for r in m.rows:
+        c, ratio = conditioning(r.rec["case_id"]), r.ratio
+        if c is None or ratio is None or math.isnan(ratio):
+            continue
+        pts[f"{r.rec['adapter']} ({r.rec['device']})"].append((c, _clip(ratio)))
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for i, (label, ps) in enumerate(sorted(pts.items())):
+        jitter = 1.0 + 0.06 * (i - len(pts) / 2)
+        ax.scatter([p[0] * jitter for p in ps], [p[1] for p in ps], s=14, alpha=0.7, label=label[:48])
+    ax.set_xscale("log")
+    _finish(ax, "mean offset / spread of the inputs (dist: normal = 1, offsetK = K)", "worst |error| / tolerance")
+    ax.set_title("Error/tolerance vs conditioning (one point per case)", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def ratio_distribution(m: Model) -> str | None:
+    groups = defaultdict(list)
+    for r in m.rows:
+        for c in r.checks:
+            x = num(c.get("ratio"))
+            if x is None or math.isnan(x):
+                continue
+            groups[(r.rec["adapter"], r.rec["device"], case_dtype(r.rec["case_id"]))].append(_clip(x))
+    if not groups:
+        return None
+    keys = sorted(groups)[:40]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(keys) + 2), 3.8))
+    ax.boxplot([groups[k] for k in keys], whis=(0, 100), widths=0.6)
+    for i, k in enumerate(keys, 1):
+        ax.scatter([i] * len(groups[k]), groups[k], s=4, alpha=0.35, color="#34495e")
+    ax.set_xticks(range(1, len(keys) + 1))
+    ax.set_xticklabels([f"{a[:22]}\n{d} {dt}" for a, d, dt in keys], rotation=60, ha="right", fontsize=7)
+    _finish(ax, "", "|error| / tolerance per check")
+    ax.set_title("Distribution of error/tolerance per adapter, device and dtype (box: min-max, quartiles)", fontsize=10)
+    return _png(fig)
+
+
+def running_over_steps(m: Model) -> str | None:
+    """Running-statistic checks: worst ratio at the step where it occurred (schema v1 keeps only the worst step)."""
+    pts = defaultdict(list)
+    for r in m.rows:
+        for c in r.checks:
+            if c.get("name") not in ("running_mean", "running_var"):
+                continue
+            x, idx = num(c.get("ratio")), c.get("worst_index")
+            if x is None or math.isnan(x) or not isinstance(idx, list) or not idx or not isinstance(idx[0], int):
+                continue
+            pts[(c["name"], r.rec["adapter"])].append((idx[0] + 1, _clip(x)))
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for (name, adapter), ps in sorted(pts.items()):
+        ax.scatter([p[0] for p in ps], [p[1] for p in ps], s=16, alpha=0.7,
+                   marker="o" if name == "running_mean" else "^", label=f"{name} / {adapter}"[:48])
+    _finish(ax, "training step of the worst element (1-based)", "worst |error| / tolerance")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title("Running statistics: worst ratio and the step it occurred at", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def all_figures(m: Model) -> list[dict]:
+    out = []
+    for title, fn, note in (
+        ("Error/tolerance vs conditioning", ratio_vs_conditioning,
+         "Cases whose inputs are normal (1) or offset by K times their spread; other distributions are left out. "
+         "Ratios of 0 are drawn at 1e-6 and infinite ones (non-finite mismatches) at 1e9; the dashed line is the tolerance."),
+        ("Distribution of error/tolerance", ratio_distribution,
+         "Every check with a ratio, grouped by adapter, device and dtype (first 40 groups)."),
+        ("Running statistics over steps", running_over_steps,
+         "Schema v1 records one worst element per check, so each running_mean/running_var check contributes one "
+         "point: its worst ratio at the step it occurred. Per-step ratios are not recorded."),
+    ):
+        try:
+            src = fn(m)
+        except Exception as exc:  # noqa: BLE001 -- a plotting problem must not stop the report
+            out.append({"title": title, "src": None, "note": f"figure failed: {type(exc).__name__}: {exc}"})
+            continue
+        out.append({"title": title, "src": src, "note": note if src else "no data for this figure in these results"})
+    return out
