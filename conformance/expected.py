@@ -118,7 +118,7 @@ class _Builder:
                     t += 1
                     w = rule.weight(t)
                     fed, tf = self.fed_var(var, tv)
-                    new_rm, new_rv = ref.update(rm, mean, w), ref.update(rv, fed, w)
+                    new_rm, new_rv = ref.step(rm, rv, self.X[k], self.ax, rule, t)
                     trm = T.running_tol(self.p, trm, tm, w, rm, mean)
                     trv = T.running_tol(self.p, trv, tf, w, rv, fed)
                     rm, rv = new_rm, new_rv

@@ -9,10 +9,10 @@ Public surface:
 from .batchnorm import (UndefinedResult, backward_inference, backward_train, batch_stats, count,
                         forward_inference, forward_train, reduction_axes, unbiased)
 from .conventions import Convention, preset, presets
-from .running import RunningRule, fed_variance, trajectory, update
+from .running import RunningRule, fed_variance, step, trajectory, update
 
 __all__ = [
     "UndefinedResult", "backward_inference", "backward_train", "batch_stats", "count", "forward_inference",
     "forward_train", "reduction_axes", "unbiased", "Convention", "preset", "presets", "RunningRule",
-    "fed_variance", "trajectory", "update",
+    "fed_variance", "step", "trajectory", "update",
 ]

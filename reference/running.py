@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .batchnorm import batch_stats, count, unbiased
+from .batchnorm import UndefinedResult, _batch_stats_dd, count, unbiased
 from .dd import DD
 
 SCHEDULES = ("ema", "cumulative", "debiased")
@@ -72,16 +72,32 @@ class RunningRule:
         return self.momentum
 
 
-def update(old: np.ndarray, stat: np.ndarray, w: float) -> np.ndarray:
-    """running_new = (1 - w) * running_old + w * batch_stat, exactly rounded once."""
+def update(old, stat, w: float) -> np.ndarray:
+    """running_new = (1 - w) * running_old + w * batch_stat, rounded once to float64
+    (``stat`` may be a double-double value, so the batch statistic is not rounded first)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return (DD(old) * (1.0 - w) + DD(stat) * w).to_float64()
+        return (DD.of(old) * (DD(1.0) - w) + DD.of(stat) * w).to_float64()
 
 
 def fed_variance(var: np.ndarray, n: int, estimator: str) -> np.ndarray:
     """The batch variance that enters the running variance: biased as computed, or
     unbiased = var * n/(n-1) (raises ``UndefinedResult`` for n <= 1)."""
     return unbiased(var, n) if estimator == "unbiased" else var
+
+
+def step(rm, rv, x: np.ndarray, channel_axis: int, rule: RunningRule, t: int):
+    """Running statistics after the t-th (1-based) non-empty batch ``x``: the batch
+    mean and the fed variance enter the update unrounded. Raises ``UndefinedResult``
+    for an unbiased estimator with n = 1."""
+    n = count(x, channel_axis)
+    mean, var = _batch_stats_dd(x, channel_axis)
+    if rule.estimator == "unbiased":
+        if n <= 1:
+            raise UndefinedResult(f"unbiased variance needs n > 1 values per channel, got n = {n}")
+        with np.errstate(invalid="ignore", over="ignore"):
+            var = var * float(n) / float(n - 1)
+    w = rule.weight(t)
+    return update(rm, mean, w), update(rv, var, w)
 
 
 def trajectory(batches, channel_axis: int, rule: RunningRule, mean0, var0):
@@ -93,13 +109,9 @@ def trajectory(batches, channel_axis: int, rule: RunningRule, mean0, var0):
     means, variances = [], []
     t = 0
     for x in batches:
-        n = count(x, channel_axis)
-        if n > 0:
+        if count(x, channel_axis) > 0:
             t += 1
-            mean, var = batch_stats(x, channel_axis)
-            w = rule.weight(t)
-            rm = update(rm, mean, w)
-            rv = update(rv, fed_variance(var, n, rule.estimator), w)
+            rm, rv = step(rm, rv, x, channel_axis, rule, t)
         means.append(rm)
         variances.append(rv)
     return np.stack(means), np.stack(variances)
