@@ -91,6 +91,7 @@ def _edge() -> list[Case]:
         out += [Case(mode, dt, lay, shp, d) for mode in ("train", "infer") for dt in ("float32", "float16")
                 for d in ("const", "tiny")]
         out += [Case("train", "float32", lay, shp, "tiny", eps=1e-3)]
+        out += [Case("train", "float32", lay, shp, eps=0.0), Case("infer", "float32", lay, shp, eps=0.0)]
     single = {"nc": (1, 3), "nchw": (1, 3, 1, 1), "nhwc": (1, 1, 1, 3)}
     empty = {"nc": (0, 3), "nchw": (0, 3, 2, 2), "nhwc": (0, 2, 2, 3)}
     for lay in ("nc", "nchw", "nhwc"):

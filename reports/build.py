@@ -1,6 +1,7 @@
 """build_report: results files -> one self-contained HTML file, written atomically."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -90,37 +91,47 @@ def _env() -> jinja2.Environment:
 
 
 def _conventions(m: model.Model) -> list[dict]:
-    """Per adapter: declared preset fields (from the first run header naming it), sources, measured."""
-    out, seen = [], set()
+    """Per convention preset (as recorded in the run headers): declared fields with their sources,
+    and one "measured" column per adapter using it (run header "fingerprints"; absent: not measured)."""
+    groups: dict = {}
     for run in m.runs:
         fps = run.get("fingerprints") if isinstance(run.get("fingerprints"), dict) else {}
         for name, a in sorted((run.get("adapters") or {}).items()):
             if not isinstance(a, dict):
                 continue
-            key = (name, str(a.get("version")), str(a.get("convention")))
-            if key in seen:
+            cname = str(a.get("convention"))
+            conv = (run.get("conventions") or {}).get(cname)
+            conv = conv if isinstance(conv, dict) else {}
+            g = groups.setdefault((cname, json.dumps(conv, sort_keys=True, default=str)),
+                                  {"convention": cname, "conv": conv, "adapters": {}})
+            key = (name, str(a.get("version")))
+            ad = g["adapters"].setdefault(key, {"adapter": name, "framework": a.get("framework"),
+                                                "version": a.get("version"), "devices": set(), "measured": {}})
+            ad["devices"].update(a.get("devices") or [])
+            fp = fps.get(name)
+            if isinstance(fp, dict):
+                ad["measured"].update(fp)
+    out = []
+    for g in groups.values():
+        conv, sources = g["conv"], g["conv"].get("sources") or {}
+        adapters = sorted(g["adapters"].values(), key=lambda a: (a["adapter"], str(a["version"])))
+        fields = []
+        for f, v in conv.items():
+            if f in ("sources", "name", "title"):
                 continue
-            seen.add(key)
-            conv = (run.get("conventions") or {}).get(a.get("convention")) or {}
-            sources = conv.get("sources") or {}
-            measured = fps.get(name) if isinstance(fps.get(name), dict) else {}
-            fields = []
-            for f, v in conv.items():
-                if f in ("sources", "name"):
+            cells = []
+            for a in adapters:
+                if f not in a["measured"]:
+                    cells.append(None)
                     continue
-                mv = measured.get(f)
-                if isinstance(mv, dict):
-                    mval, mev = mv.get("value"), mv.get("evidence", "")
-                else:
-                    mval, mev = mv, ""
-                src = sources.get(f) or (sources.get("init") if f in ("init_mean", "init_var") else "") or ""
-                fields.append({"field": f, "declared": v, "source": str(src), "measured": mval,
-                               "measured_evidence": str(mev or ""), "is_measured": f in measured,
-                               "mismatch": f in measured and mval != v})
-            out.append({"adapter": name, "framework": a.get("framework"), "version": a.get("version"),
-                        "convention": a.get("convention"), "devices": a.get("devices") or [],
-                        "title": conv.get("title", ""), "fields": fields, "run_id": run.get("run_id"),
-                        "has_fingerprints": bool(measured)})
+                mv = a["measured"][f]
+                val, ev = (mv.get("value"), mv.get("evidence", "")) if isinstance(mv, dict) else (mv, "")
+                cells.append({"value": val, "evidence": str(ev or ""), "mismatch": val != v})
+            src = sources.get(f) or (sources.get("init") if f in ("init_mean", "init_var") else "") or ""
+            fields.append({"field": f, "declared": v, "source": str(src), "measured": cells})
+        out.append({"convention": g["convention"], "title": conv.get("title", ""), "fields": fields,
+                    "missing": not conv,
+                    "adapters": [a | {"devices": sorted(a["devices"])} for a in adapters]})
     return out
 
 

@@ -10,17 +10,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from .model import Model, case_dtype, conditioning, num  # noqa: E402
 
 FLOOR = 1e-6      # ratios of 0 are drawn at this floor (log axes)
 CEIL = 1e9        # infinite ratios (non-finite mismatch) are drawn at this ceiling
-DPI = 72
+DPI = 84
 
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -31,6 +32,7 @@ def _clip(r: float) -> float:
 
 def _finish(ax, xlabel, ylabel):
     ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.axhline(1.0, color="#c0392b", lw=1, ls="--")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -46,7 +48,7 @@ def ratio_vs_conditioning(m: Model) -> str | None:
         pts[f"{r.rec['adapter']} ({r.rec['device']})"].append((c, _clip(ratio)))
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
     for i, (label, ps) in enumerate(sorted(pts.items())):
         jitter = 1.0 + 0.06 * (i - len(pts) / 2)
         ax.scatter([p[0] * jitter for p in ps], [p[1] for p in ps], s=14, alpha=0.7, label=label[:48])
@@ -68,7 +70,7 @@ def ratio_distribution(m: Model) -> str | None:
     if not groups:
         return None
     keys = sorted(groups)[:40]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(keys) + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(keys) + 2), 4.4), layout="constrained")
     ax.boxplot([groups[k] for k in keys], whis=(0, 100), widths=0.6)
     for i, k in enumerate(keys, 1):
         ax.scatter([i] * len(groups[k]), groups[k], s=4, alpha=0.35, color="#34495e")
@@ -92,7 +94,7 @@ def running_over_steps(m: Model) -> str | None:
             pts[(c["name"], r.rec["adapter"])].append((idx[0] + 1, _clip(x)))
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
     for (name, adapter), ps in sorted(pts.items()):
         ax.scatter([p[0] for p in ps], [p[1] for p in ps], s=16, alpha=0.7,
                    marker="o" if name == "running_mean" else "^", label=f"{name} / {adapter}"[:48])

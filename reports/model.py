@@ -175,27 +175,33 @@ def read(inputs: list[Path]) -> Model:
     runs: dict[str, dict] = {}
     by_key: dict[tuple, CaseRow] = {}
     seen: set = set()
+    files = []
     for p in inputs:
         p = Path(p)
+        if not p.exists():
+            raise ReportError(f"{p}: no such file or folder")
+        fs = _files_of(p)
+        if not fs:
+            raise ReportError(f"{p}: no results.jsonl or results.*.jsonl in this folder")
+        files += fs
+    for f in files:
         try:
-            records = load(p)
+            records = load(f)      # one file at a time: every record keeps its origin
         except ResultsError as exc:
             raise ReportError(str(exc)) from None
-        files = [str(f) for f in _files_of(p)] if p.is_dir() else [str(p)]
         for r in records:
             if r["type"] == "run":
                 runs.setdefault(r["run_id"], r)
-                m.run_sources.setdefault(r["run_id"], [])
-                for f in files:
-                    if f not in m.run_sources[r["run_id"]]:
-                        m.run_sources[r["run_id"]].append(f)
+                srcs = m.run_sources.setdefault(r["run_id"], [])
+                if str(f) not in srcs:
+                    srcs.append(str(f))
                 continue
             ident = (r["run_id"],) + (r["adapter"], r["device"], r["case_id"])
             if ident in seen:
                 m.duplicates += 1
                 continue
             seen.add(ident)
-            row = CaseRow(r, runs[r["run_id"]], str(p))
+            row = CaseRow(r, runs[r["run_id"]], str(f))
             old = by_key.get(row.key)
             if old is not None:
                 m.superseded += 1

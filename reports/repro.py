@@ -3,7 +3,7 @@
 Snippets come from a small table keyed by adapter-name prefix (longest prefix wins), with
 a generic fallback. A snippet needs only its framework (and NumPy for large inputs): the
 case's inputs are embedded as literal lists when small, otherwise saved once to an .npz
-file by a one-line command of this suite and read back by the snippet.
+file by ``python -m conformance.repro CASE_ID --save FILE.npz`` and read back by the snippet.
 """
 from __future__ import annotations
 
@@ -70,20 +70,16 @@ def _inputs_block(case: Case, pb, case_id: str) -> tuple[str, bool]:
                  f"gamma = {_lit(pb.gamma)}", f"beta = {_lit(pb.beta)}",
                  f"rm = {rm}", f"rv = {rv}"]
         return "\n".join(lines), False
-    lines = [f"# {pb.x.size} input values: too many to embed. Write them once with this suite:",
-             "#   python -c \"import numpy as np; from conformance.case import parse; "
-             "from conformance.inputs import make_problem; "
-             f"p = make_problem(parse('{case_id}')); "
-             f"np.savez('{case_id}.npz', x=p.x, dy=p.dy, gamma=p.gamma, beta=p.beta, "
-             "rm=p.running_mean if p.running_mean is not None else [], "
-             "rv=p.running_var if p.running_var is not None else [])\"",
+    lines = [f"# {pb.x.size} input values: too many to embed. Write them once with the suite:",
+             f"#   python -m conformance.repro {case_id} --save {case_id}.npz",
              "# then this snippet needs only the framework and NumPy:",
              "import numpy as np",
              f"_d = np.load('{case_id}.npz')",
              f"shape = {shape}  # (steps, *input shape)",
              "x, dy = _d['x'].astype('float64').ravel().tolist(), _d['dy'].astype('float64').ravel().tolist()",
              "gamma, beta = _d['gamma'].tolist(), _d['beta'].tolist()",
-             "rm, rv = (_d['rm'].tolist() or None), (_d['rv'].tolist() or None)"]
+             "rm = _d['running_mean'].tolist() if 'running_mean' in _d.files else None",
+             "rv = _d['running_var'].tolist() if 'running_var' in _d.files else None"]
     return "\n".join(lines), True
 
 
