@@ -12,6 +12,9 @@ from .protocol import Adapter, AdapterInfo, Problem, Target
 
 BUILTIN = {
     "torch": "adapters.pytorch:adapters",
+    "tensorflow": "adapters.tensorflow:adapters",   # tf.nn, tf.nn.xla, tf.fused
+    "tf_keras": "adapters.tf_keras:adapters",       # tf_keras (layer's own path choice), .nonfused, .xla
+    "keras3": "adapters.keras3:adapters",           # keras3.{tensorflow,jax,torch}, one worker process each
 }
 
 

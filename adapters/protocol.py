@@ -16,13 +16,13 @@ The scenario an adapter plays for a ``Problem`` depends on ``mode``:
             running statistics afterwards (they must be unchanged).
   "frozen"  set running statistics as in "infer"; freeze the layer the way the
             framework's users do (Keras: trainable=False; PyTorch: requires_grad_(False)
-            on the parameters); call it in training mode on x[0] with dy[0]; record y,
-            dx and the running statistics afterwards.
+            on the parameters); then K = steps training-mode calls on x[k] with dy[k];
+            record y, dx and the running statistics after each call.
 
 Outputs (a dict; leave out what the framework cannot produce, and say so in
 ``supports`` if that makes the case meaningless):
 
-  y, dx                  (K, *shape)  K = 1 for "infer"/"frozen"
+  y, dx                  (K, *shape)  K = 1 for "infer"
   dgamma, dbeta          (K, C)       only when affine
   running_mean, running_var  (K, C)   state after each step, when tracked
   y_eval                 (*shape)     "train" only

@@ -259,9 +259,13 @@ class TfFused(_Base):
                 if track:
                     out.setdefault("running_mean", []).append(_np(rm))
                     out.setdefault("running_var", []).append(_np(rv))
-                if training and pb.mode == "train":
+                if training and pb.mode == "train" and pb.x[0].size:
                     # reserve_space_1/2: the batch statistics the kernel normalised with
-                    # (raw_ops docs: "computed batch mean/variance"; CPU kernel biased variance)
+                    # (raw_ops docs: "computed batch mean/variance"; CPU kernel biased variance).
+                    # Not for an empty batch: the CPU kernel then only fills outputs 1, 2 with
+                    # NaN and returns, leaving the reserve spaces unwritten
+                    # (fused_batch_norm_op.cc FusedBatchNorm<CPUDevice, T, U, true>:
+                    # "If input is empty, return NaN mean/variance").
                     out.setdefault("batch_mean", []).append(_np(r[3]))
                     out.setdefault("batch_var", []).append(_np(r[4]))
 

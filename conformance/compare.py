@@ -47,9 +47,15 @@ class Check:
     tolerance: float | None = None
     detail: str = ""
     deviation: str | None = None        # id of the known deviation that matched
+    steps: dict | None = None           # running statistics: per-step ratio, and the reference
+                                        # and implementation values of the worst channel
+
 
     def as_dict(self) -> dict:
-        return {k: _jsonable(v) for k, v in asdict(self).items()}
+        d = {k: _jsonable(v) for k, v in asdict(self).items()}
+        if d["steps"] is not None:
+            d["steps"] = {k: [_jsonable(x) for x in v] if isinstance(v, list) else v for k, v in d["steps"].items()}
+        return d
 
 
 def _jsonable(v):
@@ -90,6 +96,10 @@ def compare(name: str, actual, expected: np.ndarray, tol: np.ndarray, dtype: str
     chk = Check(name, family, "pass", max_abs=_f(err.max()), max_rel=_f(rel.max()), max_ulp=_f(ulps.max()),
                 ratio=_f(ratio[worst]), worst_index=[int(i) for i in worst], expected=_f(e[worst]),
                 actual=_f(a[worst]), tolerance=_f(tol[worst]))
+    if name in ("running_mean", "running_var") and e.ndim == 2:
+        c = int(worst[1])
+        chk.steps = {"channel": c, "ratio": [_f(v) for v in ratio.max(axis=1)],
+                     "expected": [_f(v) for v in e[:, c]], "actual": [_f(v) for v in a[:, c]]}
     if pattern_bad.any():
         chk.verdict = "fail"
         chk.detail = (f"{int(pattern_bad.sum())} element(s) differ in finiteness from the reference, first at "

@@ -165,6 +165,43 @@ def judge(request):
     return _judge
 
 
+@pytest.fixture
+def fingerprinter(request):
+    """fingerprinter(target): measure the adapter's conventions, record them, and assert."""
+    import numpy as np
+
+    from . import deviations
+    from .fingerprint import compare, fingerprint, record
+    state = _state(request.config)
+
+    def _run(target: Target):
+        adapter = state.adapters[target.adapter]
+        with np.errstate(all="ignore"):
+            fp = fingerprint(adapter, target.device)
+        bad = compare(fp, adapter.convention)
+        version = adapter.version()
+        known, unknown, stale = {}, [], []
+        for probe in fp:
+            d = deviations.find(adapter.name, version, target.device, "fingerprint", f"fingerprint.{probe}")
+            if probe in bad and d:
+                known[probe] = d.id
+            elif probe in bad:
+                unknown.append(probe)
+            elif d:
+                stale.append(f"{probe} (deviation {d.id})")
+        state.writer.write(record(fp, bad, state.run_id, adapter, target.device, known))
+        lines = [f"  {p}: measured {fp[p]['value']!r} -- {fp[p]['evidence']}" for p in unknown]
+        if unknown or stale:
+            pytest.fail(f"{target.id} declares convention {adapter.convention!r} but measures differently:\n"
+                        + "\n".join(lines)
+                        + (f"\n  known deviations that no longer reproduce (delete them): {stale}" if stale else ""),
+                        pytrace=False)
+        if known:
+            pytest.xfail(f"{target.id}: known convention deviations {known}")
+
+    return _run
+
+
 def pytest_sessionfinish(session, exitstatus):
     state = getattr(session.config, "_bn", None)
     if state is None or state.writer is None:

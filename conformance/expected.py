@@ -99,9 +99,8 @@ class _Builder:
 
     def fed_var(self, var, tv):
         if self.conv.estimator == "unbiased":
-            f = self.n / (self.n - 1)
-            fed = ref.unbiased(var, self.n)
-            return fed, (T.exact_tol(self.p, fed, 2) if self.exact else tv * f)
+            fed = ref.unbiased(var, self.n)  # raises UndefinedResult for n <= 1
+            return fed, (T.exact_tol(self.p, fed, 2) if self.exact else tv * (self.n / (self.n - 1)))
         return var, tv
 
     # -- scenarios --------------------------------------------------------------------------
@@ -195,11 +194,10 @@ def expect(case: Case, problem: Problem, conv: Convention) -> Expected:
         else:  # frozen
             rm, rv = problem.running_mean.astype(np.float64), problem.running_var.astype(np.float64)
             if conv.frozen == "inference":
-                b.infer(rm, rv, 0.0, 0.0)
-                for _ in range(case.steps):
+                for k in range(case.steps):
+                    b.infer(rm, rv, 0.0, 0.0, k=k)
                     b.add("running_mean", rm, np.zeros_like(rm))
                     b.add("running_var", rv, np.zeros_like(rv))
-                b.rows["y"], b.rows["dx"] = b.rows["y"] * case.steps, b.rows["dx"] * case.steps
             else:
                 b.train(rm, rv)
             b.rows.pop("dgamma", None)

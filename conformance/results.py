@@ -8,6 +8,9 @@ reports/SCHEMA.md). Record types:
    devices}}, "unavailable": {group: reason}, "conventions": {preset: {...}}}
   {"type": "case", "run_id", "case_id", "adapter", "device", "framework", "version",
    "convention", "verdict", "checks": [...], "error", "skip_reason", "timings": {...}}
+  {"type": "fingerprint", "run_id", "adapter", "device", "framework", "version",
+   "convention", "fields": {preset field: {value, evidence, mismatch, probe, deviation}},
+   "mismatches": [probe, ...]}
 
 During a run each process appends to its own part file ``results.<worker>.jsonl`` and
 flushes after every record, so an interrupted run keeps every finished case. At the end
@@ -27,6 +30,9 @@ from pathlib import Path
 SCHEMA = "bn-conformance-results"
 SCHEMA_VERSION = 1
 SUITE_VERSION = "0.1.0"
+
+
+RECORD_TYPES = ("run", "case", "fingerprint")
 
 
 class ResultsError(ValueError):
@@ -88,8 +94,8 @@ def _read_lines(path: Path) -> list[dict]:
             if i == len(lines) and not text.endswith("\n"):
                 raise ResultsError(f"{path}:{i}: truncated last line (an interrupted write?): {exc}") from None
             raise ResultsError(f"{path}:{i}: not JSON: {exc}") from None
-        if not isinstance(rec, dict) or rec.get("type") not in ("run", "case"):
-            raise ResultsError(f"{path}:{i}: a record must be an object with type 'run' or 'case'")
+        if not isinstance(rec, dict) or rec.get("type") not in RECORD_TYPES:
+            raise ResultsError(f"{path}:{i}: a record must be an object with type one of {RECORD_TYPES}")
         out.append(rec)
     return out
 
@@ -104,6 +110,10 @@ def validate(records: list[dict], origin: str) -> None:
                 raise ResultsError(f"{origin}: record {i}: schema_version {r.get('schema_version')!r} is not "
                                    f"{SCHEMA_VERSION}; this suite reads version {SCHEMA_VERSION} only")
             runs[r["run_id"]] = r
+        elif r["type"] == "fingerprint":
+            for k in ("run_id", "adapter", "device", "fields"):
+                if k not in r:
+                    raise ResultsError(f"{origin}: record {i}: fingerprint record lacks {k!r}")
         else:
             for k in ("run_id", "case_id", "adapter", "device", "verdict", "checks"):
                 if k not in r:
@@ -144,12 +154,13 @@ def merge_parts(directory: Path) -> Path | None:
                 headers.setdefault(r["run_id"], r)
             else:
                 cases.append(r)
+    cases.sort(key=lambda r: (r["type"] != "fingerprint", r["adapter"], r["device"], r.get("case_id", "")))
     out = directory / "results.jsonl"
     tmp = directory / "results.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         for h in headers.values():
             fh.write(json.dumps(h, allow_nan=False) + "\n")
-        for c in sorted(cases, key=lambda r: (r["adapter"], r["device"], r["case_id"])):
+        for c in cases:
             fh.write(json.dumps(c, allow_nan=False) + "\n")
     os.replace(tmp, out)
     for p in parts:

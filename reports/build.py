@@ -126,9 +126,18 @@ def _conventions(m: model.Model) -> list[dict]:
                     continue
                 mv = a["measured"][f]
                 val, ev = (mv.get("value"), mv.get("evidence", "")) if isinstance(mv, dict) else (mv, "")
-                cells.append({"value": val, "evidence": str(ev or ""), "mismatch": val != v})
+                mismatch = mv.get("mismatch", val != v) if isinstance(mv, dict) else val != v
+                cells.append({"value": val, "evidence": str(ev or ""), "mismatch": bool(mismatch)})
             src = sources.get(f) or (sources.get("init") if f in ("init_mean", "init_var") else "") or ""
             fields.append({"field": f, "declared": v, "source": str(src), "measured": cells})
+        extra = sorted({k for a in adapters for k in a["measured"]} - set(conv))
+        for f in extra:  # measured only (no preset field), e.g. the variance algorithm
+            cells = []
+            for a in adapters:
+                mv = a["measured"].get(f)
+                cells.append(None if not isinstance(mv, dict) else {
+                    "value": mv.get("value"), "evidence": str(mv.get("evidence", "")), "mismatch": bool(mv.get("mismatch"))})
+            fields.append({"field": f, "declared": "(measured only)", "source": "", "measured": cells})
         out.append({"convention": g["convention"], "title": conv.get("title", ""), "fields": fields,
                     "missing": not conv,
                     "adapters": [a | {"devices": sorted(a["devices"])} for a in adapters]})

@@ -82,25 +82,30 @@ def ratio_distribution(m: Model) -> str | None:
 
 
 def running_over_steps(m: Model) -> str | None:
-    """Running-statistic checks: worst ratio at the step where it occurred (schema v1 keeps only the worst step)."""
-    pts = defaultdict(list)
+    """Running statistics over training steps: |error|/tolerance per step of every
+    running_mean/running_var check (the per-step record of the results file), one line
+    per case, one colour per adapter."""
+    series = defaultdict(list)
     for r in m.rows:
         for c in r.checks:
-            if c.get("name") not in ("running_mean", "running_var"):
+            st = c.get("steps")
+            if c.get("name") not in ("running_mean", "running_var") or not isinstance(st, dict):
                 continue
-            x, idx = num(c.get("ratio")), c.get("worst_index")
-            if x is None or math.isnan(x) or not isinstance(idx, list) or not idx or not isinstance(idx[0], int):
+            ys = [num(v) for v in st.get("ratio", [])]
+            if len(ys) < 2 or any(v is None for v in ys):
                 continue
-            pts[(c["name"], r.rec["adapter"])].append((idx[0] + 1, _clip(x)))
-    if not pts:
+            series[r.rec["adapter"] + "@" + r.rec["device"]].append([_clip(v) for v in ys])
+    if not series:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
-    for (name, adapter), ps in sorted(pts.items()):
-        ax.scatter([p[0] for p in ps], [p[1] for p in ps], s=16, alpha=0.7,
-                   marker="o" if name == "running_mean" else "^", label=f"{name} / {adapter}"[:48])
-    _finish(ax, "training step of the worst element (1-based)", "worst |error| / tolerance")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, lines) in enumerate(sorted(series.items())):
+        col = colours[i % len(colours)]
+        for j, ys in enumerate(lines):
+            ax.plot(range(1, len(ys) + 1), ys, color=col, alpha=0.35, lw=1, label=label[:40] if j == 0 else None)
+    _finish(ax, "training step", "max |error| / tolerance")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_title("Running statistics: worst ratio and the step it occurred at", fontsize=10)
+    ax.set_title("Running statistics over steps, against the reference", fontsize=10)
     ax.legend(fontsize=7, loc="best")
     return _png(fig)
 
@@ -114,8 +119,8 @@ def all_figures(m: Model) -> list[dict]:
         ("Distribution of error/tolerance", ratio_distribution,
          "Every check with a ratio, grouped by adapter, device and dtype (first 40 groups)."),
         ("Running statistics over steps", running_over_steps,
-         "Schema v1 records one worst element per check, so each running_mean/running_var check contributes one "
-         "point: its worst ratio at the step it occurred. Per-step ratios are not recorded."),
+         "One line per running_mean/running_var check of a multi-step case: the largest |error|/tolerance at each "
+         "step. A line that climbs means error accumulating across updates; above the dashed line is a failure."),
     ):
         try:
             src = fn(m)

@@ -196,6 +196,9 @@ def read(inputs: list[Path]) -> Model:
                 if str(f) not in srcs:
                     srcs.append(str(f))
                 continue
+            if r["type"] == "fingerprint":   # measured conventions: joined to their run header
+                runs[r["run_id"]].setdefault("fingerprints", {})[r["adapter"]] = r["fields"]
+                continue
             ident = (r["run_id"],) + (r["adapter"], r["device"], r["case_id"])
             if ident in seen:
                 m.duplicates += 1
