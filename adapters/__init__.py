@@ -15,6 +15,11 @@ BUILTIN = {
     "tensorflow": "adapters.tensorflow:adapters",   # tf.nn, tf.nn.xla, tf.fused
     "tf_keras": "adapters.tf_keras:adapters",       # tf_keras (layer's own path choice), .nonfused, .xla
     "keras3": "adapters.keras3:adapters",           # keras3.{tensorflow,jax,torch}, one worker process each
+    "flax": "adapters.flax:adapters",               # flax.{linen,nnx}[.jit][.twopass]
+    "haiku": "adapters.haiku:adapters",             # haiku, haiku.jit
+    "equinox": "adapters.equinox:adapters",         # equinox.{batch,ema}[.jit]
+    "onnxruntime": "adapters.onnxruntime:adapters", # onnxruntime.opset{9,14,15}
+    "torch_compile": "adapters.torch_compile:adapters",  # torch.*.compile (inductor)
 }
 
 

@@ -23,6 +23,25 @@ class WorkerError(RuntimeError):
     """The child raised, died or timed out."""
 
 
+class WorkerCrashed(WorkerError):
+    """The child process died (segfault, abort, os._exit, out of memory)."""
+
+
+class WorkerTimeout(WorkerError):
+    """The child did not answer within the per-call time limit; it was killed."""
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def _make(target: str, kwargs: dict):
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)(**kwargs)
@@ -60,7 +79,8 @@ class Proxy:
     """
 
     def __init__(self, name: str, framework: str, convention: str, target: str, kwargs: dict | None = None,
-                 env: dict | None = None, local=None, timeout_s: float | None = None, start_timeout_s: float = 300.0):
+                 env: dict | None = None, local=None, timeout_s: float | None = None, start_timeout_s: float = 300.0,
+                 max_rss_mb: float | None = None):
         self.name, self.framework, self.convention = name, framework, convention
         self._target, self._kwargs, self._env, self._local = target, dict(kwargs or {}), dict(env or {}), local
         self._timeout = timeout_s if timeout_s is not None else float(os.environ.get("BN_WORKER_TIMEOUT", "600"))
@@ -68,10 +88,19 @@ class Proxy:
         self._proc = self._conn = None
         self._lock = threading.Lock()
         self._devices = None
+        self._version = None
+        # a child whose resident memory grows past this is restarted after its call (leaks)
+        self._max_rss = max_rss_mb if max_rss_mb is not None else float(os.environ.get("BN_WORKER_MAX_RSS_MB", "8192"))
+        self.restarts = 0
 
     # -- adapter protocol ----------------------------------------------------------------------
     def version(self) -> str:
-        return metadata.version(self.framework)
+        if self._version is None:
+            try:
+                self._version = metadata.version(self.framework)
+            except metadata.PackageNotFoundError:  # not a distribution: ask the adapter itself
+                self._version = str(self._call("version"))
+        return self._version
 
     def devices(self) -> list[str]:
         if self._devices is None:
@@ -135,14 +164,14 @@ class Proxy:
         if not ready:
             pid = self._proc.pid
             self._stop()
-            raise WorkerError(f"worker {self.name} (pid {pid}) timed out after {timeout:.0f}s {what}; killed")
+            raise WorkerTimeout(f"worker {self.name} (pid {pid}) timed out after {timeout:.0f}s {what}; killed")
         try:
             return self._conn.recv()
         except (EOFError, OSError):
             self._proc.join(timeout=5)
             code = self._proc.exitcode
             self._stop()
-            raise WorkerError(f"worker {self.name} died {what} (exit code {code})") from None
+            raise WorkerCrashed(f"worker {self.name} died {what} (exit code {code})") from None
 
     def _call(self, method: str, *args):
         with self._lock:
@@ -156,6 +185,9 @@ class Proxy:
                 self._stop()
                 raise WorkerError(f"worker {self.name} unreachable: {exc}") from None
             status, value = self._receive(self._timeout, f"in {method}")
+            if self._proc is not None and _rss_mb(self._proc.pid) > self._max_rss:
+                self._stop()      # a leaking adapter is restarted, the case it finished still counts
+                self.restarts += 1
         if status != "ok":
             raise WorkerError(value)
         return value

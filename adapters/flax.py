@@ -90,10 +90,11 @@ class Ops:
     """One problem's functions. state is opaque (running statistics and what else the
     framework keeps); params is whatever is differentiated for dgamma/dbeta."""
     init: Callable[[], Any]                        # -> state, the framework's initial state
-    given: Callable[[], Any]                       # -> state holding pb.running_mean/var
+    given: Callable[[], Any]                       # -> state holding pb.running_mean/var (tracked)
     train: Callable[..., tuple]                    # (state, x, dy) -> y, dx, dgamma, dbeta, state
     infer: Callable[..., tuple]                    # (state, x, dy) -> y, dx, dgamma, dbeta
-    evaluate: Callable[..., Any]                   # (state, x) -> y (inference mode)
+                                                   # (untracked: batch statistics, state unchanged)
+    evaluate: Callable[..., Any]                   # (state, x) -> y (inference mode; untracked: batch stats)
     stats: Callable[[Any], tuple]                  # state -> (running_mean, running_var)
 
 
@@ -120,18 +121,11 @@ def play(pb: Problem, ops: Ops) -> dict[str, np.ndarray]:
         for k in range(pb.steps):
             y, dxk, dg, db, state = ops.train(state, x[k], dy[k])
             rec(y, dxk, dg, db, state)
-        if pb.track_running_stats:
-            res["y_eval"] = to_np(ops.evaluate(state, x[-1]))
-        else:  # batch statistics at evaluation (module docstrings)
-            res["y_eval"] = to_np(ops.train(state, x[-1], dy[-1])[0])
-    elif pb.mode == "infer":
-        if pb.track_running_stats:
-            state = ops.given()
-            y, dxk, dg, db = ops.infer(state, x[0], dy[0])
-            rec(y, dxk, dg, db, state)
-        else:
-            y, dxk, dg, db, _ = ops.train(ops.init(), x[0], dy[0])
-            rec(y, dxk, dg, db)
+        res["y_eval"] = to_np(ops.evaluate(state, x[-1]))
+    elif pb.mode == "infer":   # without tracking, infer/evaluate use batch statistics (adapter docstrings)
+        state = ops.given() if pb.track_running_stats else ops.init()
+        y, dxk, dg, db = ops.infer(state, x[0], dy[0])
+        rec(y, dxk, dg, db, state)
     else:
         raise ValueError(f"mode {pb.mode!r}: JAX adapters skip it in supports()")
     res.update({k: np.stack(v) for k, v in out.items()})
@@ -278,11 +272,16 @@ class Linen(_FlaxBase):
             return y, dx, dp.get("scale"), dp.get("bias"), new
 
         def infer(s, x, dy):
+            if not pb.track_running_stats:  # use_running_average=False, updated batch_stats discarded
+                return train(s, x, dy)[:4]
             y, dx, dp = f["infer"](p, s, x, dy)
             return y, dx, dp.get("scale"), dp.get("bias")
 
+        def evaluate(s, x):
+            return f["evaluate"](p, s, x) if pb.track_running_stats else train(s, x, x)[0]
+
         return Ops(init=init, given=lambda: self._given(pb), train=train, infer=infer,
-                   evaluate=lambda s, x: f["evaluate"](p, s, x), stats=lambda s: (s["mean"], s["var"]))
+                   evaluate=evaluate, stats=lambda s: (s["mean"], s["var"]))
 
 
 class Nnx(_FlaxBase):
@@ -311,11 +310,15 @@ class Nnx(_FlaxBase):
             return (y, dx, *grads(dp), new)
 
         def infer(s, x, dy):
+            if not pb.track_running_stats:  # use_running_average=False, updated stats discarded
+                return train(s, x, dy)[:4]
             y, dx, dp = f["infer"](params, s, x, dy)
             return (y, dx, *grads(dp))
 
-        return Ops(init=lambda: f["stats0"], given=given, train=train, infer=infer,
-                   evaluate=lambda s, x: f["evaluate"](params, s, x),
+        def evaluate(s, x):
+            return f["evaluate"](params, s, x) if pb.track_running_stats else train(s, x, x)[0]
+
+        return Ops(init=lambda: f["stats0"], given=given, train=train, infer=infer, evaluate=evaluate,
                    stats=lambda s: (s["mean"].value, s["var"].value))
 
 

@@ -90,3 +90,26 @@ def installed() -> tuple[dict[str, Adapter], dict[str, str]]:
         except Exception as exc:  # noqa: BLE001
             missing[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
     return found, missing
+
+
+def instantiate(spec: str):
+    """One adapter by installed name or MODULE:NAME / FILE.py:NAME (the spec names a single
+    adapter, or ``spec#name`` picks one of a factory's adapters). Used in worker processes."""
+    spec, _, pick = spec.partition("#")
+    found = from_spec(spec) if ":" in spec else [installed()[0][spec]]
+    if pick:
+        found = [a for a in found if a.name == pick]
+    if len(found) != 1:
+        raise AdapterLoadError(f"{spec!r}{'#' + pick if pick else ''} names {len(found)} adapters, expected one")
+    return found[0]
+
+
+def isolated(adapter, spec: str, timeout_s: float):
+    """``adapter`` run in its own worker process, with a per-call time limit."""
+    from ._worker import Proxy
+    if getattr(adapter, "_isolated", False):
+        return adapter
+    p = Proxy(adapter.name, adapter.framework, adapter.convention, target="adapters.loading:instantiate",
+              kwargs={"spec": f"{spec}#{adapter.name}"}, timeout_s=timeout_s)
+    p._isolated = True
+    return p

@@ -89,11 +89,17 @@ class Target:
         return f"{self.adapter}@{self.device}"
 
 
+CAPABILITIES = ("forward", "running_stats", "grad")
+
+
 @runtime_checkable
 class Adapter(Protocol):
     name: str           # unique variant name, e.g. "torch.nn"
     framework: str      # distribution name, e.g. "torch"
     convention: str     # preset name in reference/conventions.toml
+    # Optional: ``capabilities``, a subset of CAPABILITIES (default: all). An adapter
+    # without "grad" (an inference runtime) returns no dx/dgamma/dbeta, and the suite
+    # does not require them; results say which checks ran.
 
     def version(self) -> str: ...
     def devices(self) -> list[str]: ...

@@ -75,10 +75,10 @@ def _f(v) -> float:
 def compare(name: str, actual, expected: np.ndarray, tol: np.ndarray, dtype: str, family: str | None = None) -> Check:
     family = family or FAMILY.get(name, "forward")
     if actual is None:
-        return Check(name, family, "fail", detail="required output not returned by the adapter")
+        return Check(name, family, "bad-output", detail="required output not returned by the adapter")
     a = np.asarray(actual, dtype=np.float64)
     if a.shape != expected.shape:
-        return Check(name, family, "fail", detail=f"shape {a.shape} != reference shape {expected.shape}")
+        return Check(name, family, "bad-output", detail=f"shape {a.shape} != reference shape {expected.shape}")
     if a.size == 0:
         return Check(name, family, "pass", 0.0, 0.0, 0.0, 0.0, detail="empty")
     e = expected
@@ -109,6 +109,21 @@ def compare(name: str, actual, expected: np.ndarray, tol: np.ndarray, dtype: str
         chk.detail = (f"|error| {chk.max_abs:.3g} exceeds tolerance at {list(worst)} by {chk.ratio:.3g}x: "
                       f"reference {e[worst]!r}, implementation {a[worst]!r}, tolerance {tol[worst]:.3g}")
     return chk
+
+
+def representable(name: str, actual, dtype: str) -> Check:
+    """Are the output's values numbers of the case's dtype? A float16 case answered in
+    float32 (or with values off the float16 grid) shows here."""
+    import ml_dtypes
+    a = np.asarray(actual, dtype=np.float64)
+    fin = a[np.isfinite(a)]
+    target = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        off = fin[fin.astype(target).astype(np.float64) != fin]
+    ok = off.size == 0
+    return Check(f"{name}_dtype", FAMILY.get(name, "forward"), "pass" if ok else "fail", max_abs=float(off.size),
+                 detail="" if ok else f"{off.size} of {fin.size} values of {name} are not {dtype} numbers "
+                                      f"(e.g. {off[0]!r}): the output is not in the input dtype")
 
 
 def bounded(name: str, value: np.ndarray, bound: np.ndarray, what: str) -> Check:

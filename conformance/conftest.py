@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from adapters import info
-from adapters.loading import AdapterLoadError, from_spec, installed
+from adapters.loading import AdapterLoadError, from_spec, installed, isolated
 from adapters.protocol import Target
 from reference import presets
 
@@ -42,6 +42,13 @@ def pytest_addoption(parser):
     g.addoption("--case", action="append", default=[], help="case descriptor to run (repro)")
     g.addoption("--results-dir", default=None, help="results folder (default reports/latest)")
     g.addoption("--no-report", action="store_true", help="do not build the HTML report")
+    g.addoption("--all-adapters", action="store_true",
+                help="also run the opt-in adapters (default = False: slow variants such as eager JAX)")
+    g.addoption("--isolate", action="store_true",
+                help="run every adapter in its own worker process (external --adapter specs always are)")
+    g.addoption("--no-isolate", action="store_true", help="run external adapters in-process too")
+    g.addoption("--case-timeout", type=float, default=300.0,
+                help="seconds one isolated adapter call may take before it is killed (verdict: timeout)")
 
 
 class _State:
@@ -62,13 +69,25 @@ class _State:
         found, unavailable = installed()
         specs = config.getoption("--adapter")
         if not specs:
+            if not config.getoption("--all-adapters"):
+                for n, a in list(found.items()):
+                    if not getattr(a, "default", True):
+                        del found[n]
+                        unavailable[n] = "opt-in (slow variant): select with --adapter or --all-adapters"
+            if config.getoption("--isolate"):
+                found = {n: isolated(a, n, config.getoption("--case-timeout")) for n, a in found.items()}
             return found, unavailable
         chosen = {}
+        isolate_all = config.getoption("--isolate")
+        isolate_external = not config.getoption("--no-isolate")
+        timeout = config.getoption("--case-timeout")
         for spec in specs:
             if ":" in spec:
+                target, _, attr = spec.rpartition(":")
+                full = f"{Path(target).resolve()}:{attr}" if target.endswith(".py") else spec
                 try:
-                    for a in from_spec(spec):
-                        chosen[a.name] = a
+                    for a in from_spec(full):
+                        chosen[a.name] = isolated(a, full, timeout) if isolate_external else a
                 except AdapterLoadError as exc:
                     raise pytest.UsageError(str(exc)) from None
             else:
@@ -78,6 +97,8 @@ class _State:
                     raise pytest.UsageError(f"--adapter {spec!r} matches no installed adapter. Installed: "
                                             f"{sorted(found)}. Unavailable groups: {why}")
                 chosen.update(hits)
+        if isolate_all:
+            chosen = {n: isolated(a, n, timeout) for n, a in chosen.items()}
         return chosen, unavailable
 
     @staticmethod

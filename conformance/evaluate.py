@@ -18,7 +18,7 @@ from reference import preset
 
 from . import deviations, properties
 from .case import Case
-from .compare import FAILING, Check, compare, worst
+from .compare import FAILING, Check, compare, representable, worst
 from .expected import Expected, expect
 from .inputs import make_problem
 
@@ -70,13 +70,21 @@ def _as_arrays(raw) -> dict[str, np.ndarray]:
     return out
 
 
-def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem) -> list[Check]:
+GRADS = ("dx", "dgamma", "dbeta")
+
+
+def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem, grads: bool = True) -> list[Check]:
     checks = []
     for name in exp.values:
+        if not grads and name in GRADS:
+            continue
         if name in out or name in exp.required:
             checks.append(compare(name, out.get(name), exp.values[name], exp.tol[name], exp.dtypes[name]))
+    for name in ("y", "dx"):
+        if name in out and out[name].shape == exp.values.get(name, np.empty(0)).shape and case.dtype != "float64":
+            checks.append(representable(name, out[name], case.dtype))
     ax = case.channel_axis
-    if case.mode == "train":
+    if case.mode == "train" and grads:
         checks += properties.grad_identities(out, exp, ax, pb.gamma, case.eps)
         if case.fixed and case.track and case.steps >= 20 and "y_eval" in out and case.n > 1:
             var = exp.values["batch_var"][-1]
@@ -115,11 +123,26 @@ def evaluate(adapter: Adapter, device: str, case: Case) -> CaseResult:
     t2 = time.perf_counter()
     raised = None
     try:
-        out = _as_arrays(adapter.run(pb, device))
+        raw = adapter.run(pb, device)
     except Exception as exc:  # noqa: BLE001 -- any failure of the backend is a verdict, not a crash
         raised = f"{type(exc).__name__}: {exc}"
         res.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        out = None
+        kind = type(exc).__name__
+        if kind in ("WorkerCrashed", "WorkerTimeout"):   # adapters._worker: the process died or hung
+            verdict = "crashed" if kind == "WorkerCrashed" else "timeout"
+            res.checks.append(Check("outcome", "parity", verdict, detail=raised))
+            res.verdict = verdict
+            res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": time.perf_counter() - t2}
+            return res
+        raw = None
+    out = None
+    if raw is not None:
+        try:
+            out = _as_arrays(raw)
+        except TypeError as exc:
+            res.checks.append(Check("outcome", "parity", "bad-output", detail=str(exc)))
+            res.verdict = "bad-output"
+            return res
     t3 = time.perf_counter()
     if exp.undefined is not None:
         verdict = "refused" if raised else "accepted"
@@ -131,7 +154,7 @@ def evaluate(adapter: Adapter, device: str, case: Case) -> CaseResult:
                                 detail=f"reference defines a result; implementation raised {raised}"))
     else:
         res.checks.append(Check("outcome", "parity", "pass"))
-        res.checks += _checks(case, exp, out, pb)
+        res.checks += _checks(case, exp, out, pb, "grad" in getattr(adapter, "capabilities", ("grad",)))
     _apply_deviations(res)
     res.verdict = worst(c.verdict for c in res.checks)
     res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": t3 - t2,

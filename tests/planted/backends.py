@@ -10,6 +10,7 @@ only, training with one value per channel raises. It computes in float32 for 16-
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from adapters.protocol import Problem
@@ -125,9 +126,12 @@ class NumpyBN:
             raise ValueError("Expected more than 1 value per channel when training")
         rec = {k: [] for k in ("y", "dx", "dgamma", "dbeta", "running_mean", "running_var")}
 
+        def to_out(a):  # round to the case's dtype (bfloat16 via ml_dtypes), carried in wp
+            return (a.astype(ml_dtypes.bfloat16) if pb.dtype == "bfloat16" else a.astype(out_dt)).astype(wp)
+
         def keep(y, dx, dg=None, db=None):
-            rec["y"].append(y.astype(out_dt).astype(wp))
-            rec["dx"].append(dx.astype(out_dt).astype(wp))
+            rec["y"].append(to_out(y))
+            rec["dx"].append(to_out(dx))
             if dg is not None:
                 rec["dgamma"].append(dg.reshape(-1))
                 rec["dbeta"].append(db.reshape(-1))
@@ -158,7 +162,7 @@ class NumpyBN:
                 y, *_ = self._infer(x, DY[-1], g, b, self._bc(rm, x, ax), self._bc(rv, x, ax), pb.eps, ax)
             else:
                 y, *_ = self._train(x, DY[-1], g, b, pb.eps, ax)
-            res["y_eval"] = y.astype(out_dt).astype(wp)
+            res["y_eval"] = to_out(y)
         return res
 
 

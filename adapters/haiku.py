@@ -1,0 +1,145 @@
+"""Haiku: hk.BatchNorm under hk.transform_with_state, eager and under jax.jit.
+
+Conventions: preset "haiku". ``decay_rate`` d = 1 - f (haiku/_src/moving_averages.py
+ExponentialMovingAverage.__call__: ``hidden = hidden * decay + value * (one - decay)``);
+the moving averages are zero-initialised and debiased (``average /= (one -
+jnp.power(decay, counter))``, zero_debias=True by default): schedule "debiased".
+``create_scale``/``create_offset`` follow the case's affine flag; ``data_format``
+"channels_last" or "channels_first" gives the channel axis (haiku/_src/batch_norm.py
+BatchNorm.__init__), so every layout runs. ``is_training`` picks the mode; the running
+statistics reported are the EMA state's ``average`` entries, which inference reads
+(BatchNorm.__call__: ``mean = self.mean_ema.average``).
+
+track_running_stats=False: ``is_training=False, test_local_stats=True`` normalises with
+the batch statistics at test time (BatchNorm.__call__ docstring), as the protocol asks.
+
+Precision: hk.BatchNorm computes in the input dtype, with parameters in the input dtype
+(``w_dtype = inputs.dtype``). For 16-bit inputs users keep BatchNorm in float32 with a
+mixed-precision policy (haiku examples/imagenet/train.py:
+``hk.mixed_precision.set_policy(hk.BatchNorm, mp_bn_policy)``; jmp policy
+params=float32, compute=float32, output=<input dtype>), which this adapter sets.
+float64 needs x64, enabled on import by adapters/flax.py.
+
+Gradients: jax.vjp of ``apply`` with respect to x and the parameters (training mode
+through the batch statistics; inference with the EMA averages as constants).
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from .flax import Jit, Ops, common_skips, jdtype, play, to_j
+from .protocol import Problem
+
+_CACHE: dict = {}
+
+
+def _fns(cfg, jit: bool):
+    key = (cfg, jit)
+    if key in _CACHE:
+        return _CACHE[key]
+    import haiku as hk
+    import jmp
+    dtype, ndim, axis, d, eps, aff = cfg
+
+    def fwd(x, is_training, test_local_stats=False):
+        if dtype in ("float16", "bfloat16"):
+            hk.mixed_precision.set_policy(hk.BatchNorm, jmp.get_policy(f"params=float32,compute=float32,output={dtype}"))
+        else:
+            hk.mixed_precision.clear_policy(hk.BatchNorm)
+        bn = hk.BatchNorm(create_scale=aff, create_offset=aff, decay_rate=d, eps=eps,
+                          data_format="channels_first" if axis == 1 and ndim > 2 else "channels_last")
+        return bn(x, is_training=is_training, test_local_stats=test_local_stats)
+
+    t = hk.transform_with_state(fwd)
+
+    def train(params, state, x, dy):
+        def f(x, p):
+            return t.apply(p, state, None, x, True)
+        y, vjp, new = jax.vjp(f, x, params, has_aux=True)
+        dx, dp = vjp(dy.astype(y.dtype))
+        return y, dx, dp, new
+
+    def infer(params, state, x, dy, local=False):
+        y, vjp = jax.vjp(lambda x, p: t.apply(p, state, None, x, False, local)[0], x, params)
+        dx, dp = vjp(dy.astype(y.dtype))
+        return y, dx, dp
+
+    fns = {"init": t.init, "train": train, "infer": infer,
+           "infer_local": lambda p, s, x, dy: infer(p, s, x, dy, True),
+           "evaluate": lambda p, s, x: t.apply(p, s, None, x, False)[0],
+           "evaluate_local": lambda p, s, x: t.apply(p, s, None, x, False, True)[0]}
+    if jit:
+        fns.update({k: Jit(v, f"haiku.{k}") for k, v in fns.items() if k != "init"})
+    _CACHE[key] = fns
+    return fns
+
+
+class Haiku:
+    framework = "dm-haiku"
+    convention = "haiku"
+    name = "haiku"
+    jit = False
+
+    def version(self) -> str:
+        import haiku
+        return haiku.__version__
+
+    def devices(self) -> list[str]:
+        return ["cpu"] + (["gpu"] if any(d.platform == "gpu" for d in jax.devices()) else [])
+
+    def supports(self, pb: Problem, device: str) -> str | None:
+        return common_skips(pb, "hk.BatchNorm (haiku/_src/moving_averages.py)")
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        cfg = (pb.dtype, len(pb.shape), pb.axis, 1.0 - pb.momentum, pb.eps, pb.affine)
+        f = _fns(cfg, self.jit)
+        # as users do: init in training mode (init with is_training=False raises "No value for
+        # 'average'", measured); counter 0, hidden 0 until the first training step
+        params, state0 = f["init"](jax.random.key(0), to_j(pb.x[0], pb.dtype), True)
+        mod = next(iter(params)) if params else None
+        if pb.affine:
+            shp = params[mod]["scale"].shape   # (1, .., C, .., 1): haiku's broadcast shape
+            params = {mod: {"scale": to_j(pb.gamma, pb.param_dtype).reshape(shp),
+                            "offset": to_j(pb.beta, pb.param_dtype).reshape(shp)}}
+        names = sorted(state0)                 # ".../mean_ema", ".../var_ema"
+        pdt = jdtype(pb.param_dtype)
+
+        def given():
+            s = {k: dict(v) for k, v in state0.items()}
+            s[names[0]]["average"] = to_j(pb.running_mean, pb.param_dtype).reshape(s[names[0]]["average"].shape)
+            s[names[1]]["average"] = to_j(pb.running_var, pb.param_dtype).reshape(s[names[1]]["average"].shape)
+            return s
+
+        def grads(dp):
+            return (dp[mod]["scale"].reshape(-1), dp[mod]["offset"].reshape(-1)) if pb.affine else (None, None)
+
+        def train(s, x, dy):
+            y, dx, dp, new = f["train"](params, s, x, dy)
+            return (y, dx, *grads(dp), new)
+
+        local = "" if pb.track_running_stats else "_local"   # test_local_stats=True
+
+        def infer(s, x, dy):
+            y, dx, dp = f["infer" + local](params, s, x, dy)
+            return (y, dx, *grads(dp))
+
+        def evaluate(s, x):
+            return f["evaluate" + local](params, s, x)
+
+        def stats(s):
+            return (s[names[0]]["average"].reshape(-1).astype(pdt), s[names[1]]["average"].reshape(-1).astype(pdt))
+
+        ops = Ops(init=lambda: state0, given=given, train=train, infer=infer, evaluate=evaluate, stats=stats)
+        with jax.default_device(jax.devices(device)[0]):
+            return play(pb, ops)
+
+
+class HaikuJit(Haiku):
+    name = "haiku.jit"
+    jit = True
+
+
+def adapters():
+    import haiku  # noqa: F401 -- ImportError here means the framework is not installed
+    return [Haiku(), HaikuJit()]

@@ -1,0 +1,175 @@
+"""ONNX Runtime: one BatchNormalization node built in memory with onnx.helper, opsets 9, 14, 15.
+
+Conventions: preset "onnx". Attribute ``momentum`` d = 1 - f (old-value weight: "running_mean
+= input_mean * momentum + current_mean * (1 - momentum)",
+https://onnx.ai/onnx/operators/onnx__BatchNormalization.html), ``epsilon`` = the case's eps.
+The channel is axis 1 (input (N, C, D1, ...)); channels-last layouts are skipped.
+
+Modes. Inference: one output Y. Training: opset 14/15 ``training_mode=1`` with outputs Y,
+running_mean, running_var; opset 9 has no attribute, training is five outputs (Y, mean,
+var, saved_mean, saved_var). ONNX Runtime's default CPU build runs both: its kernel keys
+training on the output count (onnxruntime/core/providers/cpu/nn/batch_norm.h:
+``is_train_ = OpKernel::Node().OutputDefs().size() > 1``), measured with 1.31.1. The
+"train" scenario feeds each step's running statistics back as the next step's inputs.
+Without running statistics (track_running_stats=False) inference uses the training-mode
+node and drops its statistics outputs. ONNX has no non-affine form: scale and B are
+required inputs, so a non-affine case passes ones and zeros.
+Opset 9 training also returns saved_mean (reported as batch_mean); its fifth output is
+the inverse standard deviation in ONNX Runtime, not the spec's saved_var (batch_norm.h:
+"with opset <= 9 we will be outputting saved_inv_std_dev instead of saved_var"), so
+batch_var is not reported.
+
+Types: opset 9 has one type T for every input (float16/float/double), so 16-bit cases
+run with 16-bit scale, bias and statistics; opset 14 ties scale/B to X's type and gives
+mean/var their own type U; opset 15 gives scale/B (T1) and mean/var (T2) their own types,
+so 16-bit X runs with float32 parameters and statistics. Whether ONNX Runtime's CPU
+provider has a kernel for a combination is measured once per (opset, types, training) by
+building a session; no kernel -> skip with ORT's message.
+
+Gradients: ONNX Runtime inference has no automatic differentiation (gradient graphs need
+the separate onnxruntime-training build), so dx/dgamma/dbeta cannot be produced and every
+mode requires dx: ``supports`` skips with that reason. ``run`` still computes the forward
+outputs; ``capabilities`` says what it can produce (a proposal for the protocol).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import ml_dtypes
+import numpy as np
+
+from .protocol import Problem
+
+_NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
+
+
+def _types(opset: int, dtype: str) -> tuple[str, str, str]:
+    """(X, scale/B, mean/var) dtypes as the opset's type constraints allow (module docstring)."""
+    pdt = "float32" if dtype in ("float16", "bfloat16") else dtype
+    if opset < 14:
+        return dtype, dtype, dtype
+    if opset < 15:
+        return dtype, dtype, pdt
+    return dtype, pdt, pdt
+
+
+_SESSIONS: dict = {}
+
+
+def _model(opset: int, dtype: str, ndim: int, momentum: float, eps: float, training: bool):
+    import onnx
+    from onnx import helper
+    tx, tp, ts = (helper.np_dtype_to_tensor_dtype(np.dtype(_NP[t])) for t in _types(opset, dtype))
+    dims = ["N", "C"] + [f"D{i}" for i in range(ndim - 2)]
+    inputs = [helper.make_tensor_value_info("X", tx, dims), helper.make_tensor_value_info("scale", tp, ["C"]),
+              helper.make_tensor_value_info("B", tp, ["C"]), helper.make_tensor_value_info("mean", ts, ["C"]),
+              helper.make_tensor_value_info("var", ts, ["C"])]
+    outs = ["Y"] + (["running_mean", "running_var"] if training else []) + \
+        (["saved_mean", "saved_var"] if training and opset < 14 else [])
+    attrs = {"epsilon": eps, "momentum": momentum}
+    if opset >= 14:
+        attrs["training_mode"] = int(training)
+    node = helper.make_node("BatchNormalization", ["X", "scale", "B", "mean", "var"], outs, **attrs)
+    outputs = [helper.make_tensor_value_info(o, tx if o == "Y" else ts, dims if o == "Y" else ["C"]) for o in outs]
+    graph = helper.make_graph([node], "bn", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _session(*key):
+    import onnxruntime as ort
+    if key not in _SESSIONS:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the kernel as it is
+        _SESSIONS[key] = ort.InferenceSession(_model(*key).SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return _SESSIONS[key]
+
+
+@lru_cache(maxsize=None)
+def _kernel_missing(opset: int, dtype: str, training: bool) -> str | None:
+    """Measured: None if ONNX Runtime builds and runs the node for these types, else its message."""
+    _model(opset, dtype, 2, 0.9, 1e-5, training)   # a ValidationError here is an adapter bug: not caught
+    tx, tp, ts = (_NP[t] for t in _types(opset, dtype))
+    try:
+        _session(opset, dtype, 2, 0.9, 1e-5, training).run(None, {"X": np.ones((2, 1), tx), "scale": np.ones(1, tp), "B": np.zeros(1, tp),
+                        "mean": np.zeros(1, ts), "var": np.ones(1, ts)})
+    except Exception as exc:  # noqa: BLE001 -- the message is the finding
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    return None
+
+
+class OnnxRuntime:
+    framework = "onnxruntime"
+    convention = "onnx"
+    name = "onnxruntime.opset15"
+    opset = 15
+    capabilities = ("forward", "running_stats")   # no gradients: see module docstring
+
+    def version(self) -> str:
+        import onnxruntime
+        return onnxruntime.__version__
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def supports(self, pb: Problem, device: str) -> str | None:
+        if pb.axis != 1:
+            return "ONNX BatchNormalization normalises axis 1 (input (N, C, D1, ...), onnx__BatchNormalization.html)"
+        if pb.momentum is None:
+            return "ONNX BatchNormalization has an exponential moving average only (momentum attribute)"
+        if pb.mode == "frozen":
+            return "ONNX has no parameter freezing: a graph has no trainable state (training_mode=0 is 'infer')"
+        training = pb.mode == "train" or not pb.track_running_stats
+        needed = {training} | ({False} if pb.mode == "train" and pb.track_running_stats else set())  # y_eval
+        for tr in sorted(needed):
+            missing = _kernel_missing(self.opset, pb.dtype, tr)
+            if missing:
+                return f"ONNX Runtime CPU has no BatchNormalization kernel for opset {self.opset}, " \
+                       f"X {pb.dtype}, training={tr} (measured: {missing})"
+        return None
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        tx, tp, ts = (_NP[t] for t in _types(self.opset, pb.dtype))
+        nd, d = len(pb.shape), 1.0 - pb.momentum
+        g, b = pb.gamma.astype(tp), pb.beta.astype(tp)
+
+        def call(x, rm, rv, training):
+            sess = _session(self.opset, pb.dtype, nd, d, pb.eps, training)
+            return sess.run(None, {"X": x.astype(tx), "scale": g, "B": b, "mean": rm, "var": rv})
+
+        f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+        out: dict[str, list] = {}
+        if pb.mode == "train":
+            # the "framework's initial statistics" are the caller's initialisers: the preset's 0 and 1
+            rm, rv = np.zeros(pb.channels, ts), np.ones(pb.channels, ts)
+            for k in range(pb.steps):
+                res = call(pb.x[k], rm, rv, True)
+                out.setdefault("y", []).append(f64(res[0]))
+                if pb.track_running_stats:
+                    rm, rv = res[1], res[2]
+                    out.setdefault("running_mean", []).append(f64(rm))
+                    out.setdefault("running_var", []).append(f64(rv))
+                if self.opset < 14:
+                    out.setdefault("batch_mean", []).append(f64(res[3]))
+            res = {k: np.stack(v) for k, v in out.items()}
+            last = pb.x[pb.steps - 1]
+            res["y_eval"] = f64(call(last, rm, rv, not pb.track_running_stats)[0])
+            return res
+        if pb.track_running_stats:
+            rm, rv = pb.running_mean.astype(ts), pb.running_var.astype(ts)
+            y = call(pb.x[0], rm, rv, False)[0]
+            return {"y": f64(y)[None], "running_mean": f64(rm)[None], "running_var": f64(rv)[None]}
+        y = call(pb.x[0], np.zeros(pb.channels, ts), np.ones(pb.channels, ts), True)[0]
+        return {"y": f64(y)[None]}
+
+
+def _variant(opset: int):
+    return type(f"OnnxRuntimeOpset{opset}", (OnnxRuntime,), {"opset": opset, "name": f"onnxruntime.opset{opset}"})()
+
+
+def adapters():
+    import onnx  # noqa: F401 -- ImportError here means the framework is not installed
+    import onnxruntime  # noqa: F401
+    return [_variant(9), _variant(14), _variant(15)]

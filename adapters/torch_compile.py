@@ -1,0 +1,123 @@
+"""PyTorch under torch.compile (TorchDynamo + Inductor, CPU: C++ code generated and built
+with the system compiler), beside the eager adapters of adapters/pytorch.py.
+
+"torch.nn.compile": torch.compile(nn.BatchNorm{1,2,3}d) -- the same scenario as
+adapters.pytorch.NnModule; "torch.functional.compile": torch.compile of a function calling
+F.batch_norm -- the scenario of adapters.pytorch.Functional. Conventions: preset
+"pytorch", as eager.
+
+Compilation happens once per shape and configuration: compiled objects are cached under
+a key of everything the graph specialises on (rank, channels, eps, momentum, affine,
+tracking, dtypes, shape, layout, device), with ``dynamic=False`` (static shapes,
+https://pytorch.org/docs/stable/generated/torch.compile.html). A cached module is reset to
+the case's parameters and buffers before reuse. TorchDynamo's per-code-object recompile
+limit (torch/_dynamo/config.py ``recompile_limit = 8``) would otherwise send the 9th
+configuration back to eager silently; this module raises it and sets
+``fail_on_recompile_limit_hit = True`` so a fallback would raise instead of passing
+eager results off as compiled ones. Those are process-wide Dynamo settings.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .protocol import Problem
+from .pytorch import ChannelsLast, Functional, NnModule, _np, _torch
+
+_MODULES: dict = {}
+_FUNCS: dict = {}
+
+
+def _configure():
+    import torch._dynamo.config as cfg
+    cfg.recompile_limit = 100_000
+    cfg.accumulated_recompile_limit = 100_000
+    cfg.fail_on_recompile_limit_hit = True
+
+
+def _key(pb: Problem, device: str, layout: str) -> tuple:
+    return (pb.shape, pb.dtype, pb.param_dtype, pb.eps, pb.momentum, pb.affine, pb.track_running_stats,
+            device, layout)
+
+
+class NnCompile(NnModule):
+    """torch.compile(nn.BatchNormXd), reused across cases of one shape/configuration."""
+
+    name = "torch.nn.compile"
+    _layout_name = "contiguous"
+
+    def _module(self, pb: Problem, device: str):
+        torch = _torch()
+        fresh = super()._module(pb, device)
+        key = _key(pb, device, self._layout_name)
+        cm = _MODULES.get(key)
+        if cm is None:
+            cm = _MODULES[key] = torch.compile(fresh, dynamic=False)
+        else:
+            orig = cm._orig_mod
+            with torch.no_grad():
+                orig.load_state_dict(fresh.state_dict())
+            for p in orig.parameters():
+                p.requires_grad_(True)
+                p.grad = None
+        return cm
+
+
+class ChannelsLastCompile(NnCompile, ChannelsLast):
+    name = "torch.nn.channels_last.compile"
+    _layout_name = "channels_last"
+
+
+def _bn(x, rm, rv, w, b, training: bool, momentum: float, eps: float):
+    return _torch().nn.functional.batch_norm(x, rm, rv, w, b, training=training, momentum=momentum, eps=eps)
+
+
+class FunctionalCompile(Functional):
+    """torch.compile of F.batch_norm; the scenario of adapters.pytorch.Functional.run,
+    restated here because that method calls F.batch_norm directly (no hook)."""
+
+    name = "torch.functional.compile"
+
+    def _fn(self, pb: Problem, device: str):
+        key = _key(pb, device, "functional")
+        if key not in _FUNCS:
+            _FUNCS[key] = _torch().compile(_bn, dynamic=False)
+        return _FUNCS[key]
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        torch = _torch()
+        bn = self._fn(pb, device)
+        pdt = getattr(torch, pb.param_dtype)
+        t = lambda a, **kw: torch.tensor(a, dtype=pdt, device=device, **kw)  # noqa: E731
+        rm = rv = None
+        if pb.track_running_stats:
+            rm = t(pb.running_mean) if pb.running_mean is not None else torch.zeros(pb.channels, dtype=pdt, device=device)
+            rv = t(pb.running_var) if pb.running_var is not None else torch.ones(pb.channels, dtype=pdt, device=device)
+        w = t(pb.gamma, requires_grad=True) if pb.affine else None
+        b = t(pb.beta, requires_grad=True) if pb.affine else None
+        training = pb.mode == "train" or not pb.track_running_stats
+        out: dict[str, list] = {}
+        for k in range(pb.steps if pb.mode == "train" else 1):
+            x = self._tensor(pb.x[k], pb, device, grad=True)
+            y = bn(x, rm, rv, w, b, training, pb.momentum, pb.eps)
+            y.backward(self._tensor(pb.dy[k], pb, device))
+            out.setdefault("y", []).append(_np(y))
+            out.setdefault("dx", []).append(_np(x.grad))
+            if pb.affine:
+                out.setdefault("dgamma", []).append(_np(w.grad))
+                out.setdefault("dbeta", []).append(_np(b.grad))
+                w.grad = b.grad = None
+            if rm is not None:
+                out.setdefault("running_mean", []).append(_np(rm))
+                out.setdefault("running_var", []).append(_np(rv))
+        res = {k: np.stack(v) for k, v in out.items()}
+        if pb.mode == "train":
+            with torch.no_grad():
+                x = self._tensor(pb.x[pb.steps - 1], pb, device)
+                res["y_eval"] = _np(bn(x, rm, rv, w, b, rm is None, 0.0, pb.eps))
+        return res
+
+
+def adapters():
+    _torch()  # ImportError here means the framework is not installed
+    _configure()
+    return [NnCompile(), ChannelsLastCompile(), FunctionalCompile()]
