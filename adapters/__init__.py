@@ -23,6 +23,18 @@ BUILTIN = {
 }
 
 
+# adapter-name prefixes of each group, so a name filter loads only the frameworks it can match
+PREFIXES = {"torch": ("torch.",), "tensorflow": ("tf.",), "tf_keras": ("tf_keras",), "keras3": ("keras3.",),
+            "flax": ("flax.",), "haiku": ("haiku",), "equinox": ("equinox.",), "onnxruntime": ("onnxruntime.",),
+            "torch_compile": ("torch.",)}
+
+
+def groups_for(pattern: str) -> list[str]:
+    """Built-in groups whose adapter names a glob pattern could match."""
+    head = pattern.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+    return [g for g, prefixes in PREFIXES.items() if any(p.startswith(head) or head.startswith(p) for p in prefixes)]
+
+
 class AdapterUnavailable(RuntimeError):
     pass
 

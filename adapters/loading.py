@@ -72,10 +72,11 @@ def from_spec(spec: str) -> list[Adapter]:
     return _materialise(getattr(module, attr), spec)
 
 
-def installed() -> tuple[dict[str, Adapter], dict[str, str]]:
-    """Built-in adapters plus entry points; (adapters by name, reasons for what did not load)."""
+def installed(groups=None) -> tuple[dict[str, Adapter], dict[str, str]]:
+    """Built-in adapters (of ``groups``, default all) plus entry points;
+    (adapters by name, reasons for what did not load)."""
     found, missing = {}, {}
-    for group in BUILTIN:
+    for group in (BUILTIN if groups is None else [g for g in BUILTIN if g in groups]):
         try:
             for a in load_group(group):
                 found[a.name] = a

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from adapters import info
+from adapters import groups_for, info
 from adapters.loading import AdapterLoadError, from_spec, installed, isolated
 from adapters.protocol import Target
 from reference import presets
@@ -66,8 +66,10 @@ class _State:
 
     @staticmethod
     def _select(config):
-        found, unavailable = installed()
         specs = config.getoption("--adapter")
+        names = [s for s in specs if ":" not in s]
+        wanted = None if not specs else {g for n in names for g in groups_for(n)}   # external specs only: none
+        found, unavailable = installed(wanted)
         if not specs:
             if not config.getoption("--all-adapters"):
                 for n, a in list(found.items()):

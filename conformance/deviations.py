@@ -12,8 +12,9 @@ Each file holds ``[[deviation]]`` tables:
   evidence  where it is documented or reported (URL, source file, issue), or the
             measurement that established it
 
-A failing check that matches an entry becomes an xfail; a matching check that passes is
-an ``xpass``, which fails the run (strict): the behaviour changed, delete the entry.
+A failing check named by an entry that matches the case becomes an xfail. An entry is
+strict per case: if a case it matches shows none of its checks failing, the case gets an
+``xpass`` (which fails the run): the behaviour changed, narrow or delete the entry.
 """
 from __future__ import annotations
 
@@ -42,12 +43,15 @@ class Deviation:
     devices: tuple[str, ...] = ("*",)
     source: str = ""
 
-    def matches(self, adapter: str, version: str, device: str, case_id: str, check: str) -> bool:
+    def names(self, check: str) -> bool:
+        return any(fnmatch.fnmatchcase(check, p) for p in self.checks)
+
+    def matches(self, adapter: str, version: str, device: str, case_id: str, check: str | None = None) -> bool:
         if not any(fnmatch.fnmatchcase(adapter, p) for p in self.adapters):
             return False
         if not any(fnmatch.fnmatchcase(device, p) for p in self.devices):
             return False
-        if not any(fnmatch.fnmatchcase(check, p) for p in self.checks):
+        if check is not None and not self.names(check):
             return False
         if not any(fnmatch.fnmatchcase(case_id, p) for p in self.cases):
             return False
@@ -85,6 +89,10 @@ def all_deviations(directory: str = str(DIR)) -> tuple[Deviation, ...]:
     if dup:
         raise ValueError(f"duplicate deviation ids: {sorted(dup)}")
     return tuple(out)
+
+
+def for_case(adapter: str, version: str, device: str, case_id: str) -> list[Deviation]:
+    return [d for d in all_deviations() if d.matches(adapter, version, device, case_id)]
 
 
 def find(adapter: str, version: str, device: str, case_id: str, check: str) -> Deviation | None:

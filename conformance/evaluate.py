@@ -95,18 +95,27 @@ def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem, 
 
 
 def _apply_deviations(res: CaseResult) -> None:
+    """Failing checks named by a matching known deviation become xfails; a matching
+    deviation none of whose checks fails in this case is an xpass (strict per case)."""
+    devs = deviations.for_case(res.adapter, res.version, res.device, res.case_id)
+    if not devs:
+        return
+    reproduced = set()
     for c in res.checks:
-        d = deviations.find(res.adapter, res.version, res.device, res.case_id, c.name)
+        if c.verdict not in FAILING:
+            continue
+        d = next((d for d in devs if d.names(c.name)), None)
         if d is None:
             continue
+        reproduced.add(d.id)
         c.deviation = d.id
-        if c.verdict in FAILING:
-            c.verdict = "xfail"
-            c.detail = f"known deviation {d.id}: {d.reason} [{d.evidence}] -- observed: {c.detail}"
-        else:
-            c.verdict = "xpass"
-            c.detail = (f"known deviation {d.id} ({d.source}) no longer reproduces for this case "
-                        f"(check {c.name} now {c.verdict if c.verdict != 'xpass' else 'passes'}): delete or narrow the entry")
+        c.verdict = "xfail"
+        c.detail = f"known deviation {d.id}: {d.reason} [{d.evidence}] -- observed: {c.detail}"
+    for d in devs:
+        if d.id not in reproduced:
+            res.checks.append(Check(f"deviation:{d.id}", "parity", "xpass", deviation=d.id,
+                                    detail=f"known deviation {d.id} ({d.source}) matches this case but none of its "
+                                           f"checks {list(d.checks)} fails: the behaviour changed; narrow or delete the entry"))
 
 
 def evaluate(adapter: Adapter, device: str, case: Case) -> CaseResult:
@@ -159,4 +168,7 @@ def evaluate(adapter: Adapter, device: str, case: Case) -> CaseResult:
     res.verdict = worst(c.verdict for c in res.checks)
     res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": t3 - t2,
                    "compare_s": time.perf_counter() - t3}
+    compile_s = getattr(adapter, "last_compile_s", None)   # optional: jitted adapters report compile time
+    if compile_s is not None:
+        res.timings["compile_s"] = float(compile_s)
     return res
