@@ -38,6 +38,12 @@ class _Base:
         torch = _torch()
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
+    def device_name(self, device: str) -> str:
+        torch = _torch()
+        if device == "cuda":
+            return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"
+        return "cpu"
+
     def supports(self, pb: Problem, device: str) -> str | None:
         if pb.axis != 1:
             return ("PyTorch batch norm normalises axis 1 only (torch.nn.BatchNorm2d docs: input (N, C, H, W)); "
@@ -185,6 +191,22 @@ class Functional(_Base):
         return res
 
 
+class NativeCuda(NnModule):
+    """torch.nn.BatchNorm on CUDA with cuDNN disabled: PyTorch's own CUDA kernels
+    (aten/src/ATen/native/cuda/Normalization.cuh, Welford reductions) instead of cuDNN's.
+    PyTorch picks cuDNN by itself where it can (Normalization.cpp _select_batch_norm_backend),
+    so torch.nn on cuda exercises cuDNN and this variant the native kernels."""
+
+    name = "torch.nn.native_cuda"
+
+    def devices(self) -> list[str]:
+        return ["cuda"] if _torch().cuda.is_available() else []
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        with _torch().backends.cudnn.flags(enabled=False):
+            return super().run(pb, device)
+
+
 def adapters():
     _torch()  # ImportError here means the framework is not installed
-    return [NnModule(), ChannelsLast(), Functional()]
+    return [NnModule(), ChannelsLast(), Functional(), NativeCuda()]

@@ -19,6 +19,7 @@ leftover parts alike.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -81,8 +82,8 @@ class Writer:
 def _read_lines(path: Path) -> list[dict]:
     out = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = gzip.decompress(path.read_bytes()).decode("utf-8") if path.suffix == ".gz" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
         raise ResultsError(f"{path}: cannot read: {exc}") from None
     lines = text.splitlines()
     for i, line in enumerate(lines, 1):
@@ -122,12 +123,19 @@ def validate(records: list[dict], origin: str) -> None:
                 raise ResultsError(f"{origin}: record {i}: case record of run {r['run_id']!r} precedes or lacks its run header")
 
 
+def results_files(directory: Path) -> list[Path]:
+    """The results files of a folder: the merged file (plain or gzipped), else the parts."""
+    for merged in (directory / "results.jsonl", directory / "results.jsonl.gz"):
+        if merged.exists():
+            return [merged]
+    return sorted(directory.glob("results.*.jsonl"))
+
+
 def load(path: Path) -> list[dict]:
     """Records from a results file, or from every results*.jsonl in a folder."""
     path = Path(path)
     if path.is_dir():
-        merged = path / "results.jsonl"
-        files = [merged] if merged.exists() else sorted(path.glob("results.*.jsonl"))
+        files = results_files(path)
         if not files:
             raise ResultsError(f"{path}: no results.jsonl or results.*.jsonl in this folder")
     elif path.exists():

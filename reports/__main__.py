@@ -1,4 +1,4 @@
-"""python -m reports merge RESULTS... -o report.html | python -m reports build RESULTS_DIR"""
+"""python -m reports merge RESULTS... -o report.html | build RESULTS_DIR | publish RESULTS... -o DIR"""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +18,20 @@ def main(argv: list[str] | None = None) -> int:
     mp.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
     bp = sub.add_parser("build", help="report of one results folder, written to RESULTS_DIR/report.html")
     bp.add_argument("results_dir", type=Path)
+    pp = sub.add_parser("publish", help="compact results.jsonl.gz plus report.html for the repository")
+    pp.add_argument("results", nargs="+", type=Path)
+    pp.add_argument("-o", "--output", type=Path, required=True, help="the folder to write (reports/published)")
     args = ap.parse_args(argv)
+    if args.cmd == "publish":
+        from .publish import publish
+        try:
+            data, report = publish(args.results, args.output)
+        except ReportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for f in (data, report):
+            print(f"{f} ({f.stat().st_size / 1024:.0f} KiB)")
+        return 0
     if args.cmd == "merge":
         inputs, out = args.results, args.output
     else:

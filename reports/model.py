@@ -6,6 +6,7 @@ cases, cross-device comparisons, skip reasons and deviations.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.compare import FAILING, ORDER
-from conformance.results import SCHEMA, SCHEMA_VERSION, ResultsError, load
+from conformance.results import SCHEMA, SCHEMA_VERSION, ResultsError, load, results_files
 
 FAMILIES = ("forward", "eval", "running", "grad", "batch_stats", "property", "parity")
 DEVIATING = ("xfail", "xpass")
@@ -130,10 +131,7 @@ class Model:
 
 
 def _files_of(path: Path) -> list[Path]:
-    if path.is_dir():
-        merged = path / "results.jsonl"
-        return [merged] if merged.exists() else sorted(path.glob("results.*.jsonl"))
-    return [path]
+    return results_files(path) if path.is_dir() else [path]
 
 
 def _schema_versions(path: Path) -> dict[str, set]:
@@ -141,7 +139,8 @@ def _schema_versions(path: Path) -> dict[str, set]:
     out: dict[str, set] = {}
     for f in _files_of(path):
         try:
-            with open(f, encoding="utf-8") as fh:
+            opener = gzip.open if f.suffix == ".gz" else open
+            with opener(f, "rt", encoding="utf-8") as fh:
                 for line in fh:
                     if '"run"' not in line:
                         continue
@@ -151,7 +150,7 @@ def _schema_versions(path: Path) -> dict[str, set]:
                         continue
                     if isinstance(r, dict) and r.get("type") == "run":
                         out.setdefault(str(f), set()).add((r.get("schema"), r.get("schema_version")))
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
             pass
     return out
 
