@@ -84,18 +84,20 @@ class Keras3:
         layer.trainable = pb.mode != "frozen"
 
     def _get_layer(self, pb: Problem):
-        """A fresh layer; for the XLA variant one layer (and one compiled step) per config."""
-        if not self.jit:
-            layer = self._layer(pb)
-            self._reset(layer, pb)
-            return layer, None
+        """One layer per config (shape, dtype, axis, momentum, eps, affine, frozen), reused with its
+        variables reset for each case (building a layer per case dominated the run time); for
+        the XLA variant also one compiled step per config."""
         key = (pb.shape, pb.dtype, pb.axis, pb.momentum, pb.eps, pb.affine, pb.mode == "frozen")
         if key not in self._cache:
-            import tensorflow as tf
+            if len(self._cache) >= 256:   # hypothesis shapes: bound the memory
+                self._cache.clear()
             layer = self._layer(pb)
             self._reset(layer, pb)
-            self._cache[key] = (layer, tf.function(lambda x, dy, training: self._tf_step(layer, x, dy, training),
-                                                   jit_compile=True))
+            fn = None
+            if self.jit:
+                import tensorflow as tf
+                fn = tf.function(lambda x, dy, training: self._tf_step(layer, x, dy, training), jit_compile=True)
+            self._cache[key] = (layer, fn)
         layer, fn = self._cache[key]
         self._reset(layer, pb)
         return layer, fn
@@ -129,6 +131,8 @@ class Keras3:
                 y, new_ntv = layer.stateless_call(tv, ntv, x, training=training)
                 return y, new_ntv
 
+            # Eager (op-by-op) vjp: measured faster here than a jax.jit per config, which compiles
+            # once per shape and config and is rarely reused across the grid (1.2 s vs 0.6 s a case).
             y, vjp, new_ntv = jax.vjp(f, tv, x, has_aux=True)
             dtv, dx = vjp(dy)
             for v, val in zip(layer.non_trainable_variables, new_ntv):
@@ -200,8 +204,15 @@ def adapters():
             env["JAX_ENABLE_X64"] = "1"   # float64 cases need 64-bit JAX arrays (jax docs: "Double (64bit) precision")
         for jit in ((False, True) if backend == "tensorflow" else (False,)):
             local = Keras3(backend, jit)
-            out.append(Proxy(local.name, "keras", "keras3", "adapters.keras3:Keras3",
-                             {"backend": backend, "jit": jit}, env=env, local=local))
+            proxy = Proxy(local.name, "keras", "keras3", "adapters.keras3:Keras3",
+                          {"backend": backend, "jit": jit}, env=env, local=local)
+            if jit:
+                # Opt-in (--adapter / --all-adapters): the slowest variant (an XLA compile per shape and
+                # config, ~0.7 s a case) and redundant: the tensorflow backend lowers the layer to the same
+                # tf.nn.moments / tf.nn.batch_normalization graph that tf.nn.xla compiles, and measured the
+                # same deviations (huge-magnitude dx under XLA, empty batch).
+                proxy.default = False
+            out.append(proxy)
     if not out:
         raise ImportError("no Keras 3 backend (tensorflow, jax, torch) is installed")
     return out

@@ -152,9 +152,14 @@ class Functional(_Base):
             return "F.batch_norm is stateless: freezing is a property of the nn module"
         return super().supports(pb, device)
 
+    def batch_norm(self, pb: Problem):
+        """The callable (x, running_mean, running_var, weight, bias, training, momentum, eps)
+        under test; variants (torch.compile) replace it."""
+        return _torch().nn.functional.batch_norm
+
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
         torch = _torch()
-        F = torch.nn.functional
+        bn = self.batch_norm(pb)
         pdt = getattr(torch, pb.param_dtype)
         if pb.track_running_stats:
             if pb.running_mean is not None:
@@ -172,7 +177,7 @@ class Functional(_Base):
         steps = pb.steps if pb.mode == "train" else 1
         for k in range(steps):
             x = self._tensor(pb.x[k], pb, device, grad=True)
-            y = F.batch_norm(x, rm, rv, w, b, training=training, momentum=pb.momentum, eps=pb.eps)
+            y = bn(x, rm, rv, w, b, training, pb.momentum, pb.eps)
             y.backward(self._tensor(pb.dy[k], pb, device))
             out.setdefault("y", []).append(_np(y))
             out.setdefault("dx", []).append(_np(x.grad))
@@ -187,7 +192,7 @@ class Functional(_Base):
         if pb.mode == "train":
             with torch.no_grad():
                 x = self._tensor(pb.x[pb.steps - 1], pb, device)
-                res["y_eval"] = _np(F.batch_norm(x, rm, rv, w, b, training=rm is None, momentum=0.0, eps=pb.eps))
+                res["y_eval"] = _np(bn(x, rm, rv, w, b, rm is None, 0.0, pb.eps))
         return res
 
 

@@ -126,15 +126,19 @@ def probe_momentum(adapter, device, f=0.1):
         res["init"] = _field("not observable" if w1 == 1.0 else "not measured",
                              "the first update replaces the initial value" if w1 == 1.0 else ev)
     else:
-        m0 = (r[0] - w1 * mu[0]) / (1 - w1)
-        res["init"] = _field(f"mean {float(np.median(m0)):.6g}", f"solved from step 1 with w = {w1:g}")
+        # solved back through one update, m0 carries the framework's rounding amplified by
+        # 1/(1-w): values within 1e-6 of the data's scale of an integer are that integer
+        scale = max(1.0, float(np.max(np.abs(mu))))
+        m0 = float(np.median((r[0] - w1 * mu[0]) / (1 - w1)))
+        m0 = float(round(m0)) if abs(m0 - round(m0)) <= 1e-6 * scale else m0
+        res["init"] = _field(f"mean {m0:.6g}", f"solved from step 1 with w = {w1:g}")
         if "running_var" in out:
             rv, var = out["running_var"], _vars(pb)
             n = case.n
             for name, fed in (("biased", var[0]), ("unbiased", var[0] * n / (n - 1))):
                 v0 = (rv[0] - w1 * fed) / (1 - w1)
-                if np.allclose(v0, np.round(v0), atol=1e-6):
-                    res["init"] = _field(f"mean {float(np.median(m0)):.6g}, var {float(np.median(v0)):.6g}",
+                if np.allclose(v0, np.round(v0), atol=1e-6 * scale):
+                    res["init"] = _field(f"mean {m0:.6g}, var {float(np.median(np.round(v0))):.6g}",
                                          f"solved from step 1 with w = {w1:g} and the {name} variance")
                     break
     return res
