@@ -44,21 +44,39 @@ class Deviation:
     source: str = ""
 
     def names(self, check: str) -> bool:
-        return any(fnmatch.fnmatchcase(check, p) for p in self.checks)
+        return _match(check, self.checks)
 
     def matches(self, adapter: str, version: str, device: str, case_id: str, check: str | None = None) -> bool:
-        if not any(fnmatch.fnmatchcase(adapter, p) for p in self.adapters):
-            return False
-        if not any(fnmatch.fnmatchcase(device, p) for p in self.devices):
+        if not _match(adapter, self.adapters) or not _match(device, self.devices):
             return False
         if check is not None and not self.names(check):
             return False
-        if not any(fnmatch.fnmatchcase(case_id, p) for p in self.cases):
+        if not _match(case_id, self.cases):
             return False
-        try:
-            return Version(version.split("+")[0]) in SpecifierSet(self.versions)
-        except InvalidVersion:
-            return False
+        return _version_in(version, self.versions)
+
+
+_GLOB = set("*?[")
+
+
+@lru_cache(maxsize=None)
+def _split(patterns: tuple[str, ...]) -> tuple[frozenset, tuple[str, ...]]:
+    """Exact names (a set lookup) apart from glob patterns (fnmatch)."""
+    exact = frozenset(p for p in patterns if not _GLOB & set(p))
+    return exact, tuple(p for p in patterns if _GLOB & set(p))
+
+
+def _match(name: str, patterns: tuple[str, ...]) -> bool:
+    exact, globs = _split(patterns)
+    return name in exact or any(fnmatch.fnmatchcase(name, p) for p in globs)
+
+
+@lru_cache(maxsize=None)
+def _version_in(version: str, spec: str) -> bool:
+    try:
+        return Version(version.split("+")[0]) in SpecifierSet(spec)
+    except InvalidVersion:
+        return False
 
 
 def load_file(path: Path) -> list[Deviation]:

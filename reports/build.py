@@ -15,7 +15,7 @@ from conformance.compare import FAILING
 from conformance.results import SCHEMA, SCHEMA_VERSION
 
 from . import figures, model, repro
-from .model import FAMILIES, ReportError, num
+from .model import FAMILIES, num
 
 DETAIL_CAP = 200         # detailed case sections
 TABLE_CAP = 2000         # rows of the attention table
