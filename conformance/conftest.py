@@ -170,6 +170,15 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist's --dist loadgroup, all tests of one adapter run in one worker, so
+    jitted adapters compile each shape once rather than once per worker."""
+    for item in items:
+        target = getattr(item, "callspec", None) and item.callspec.params.get("target")
+        if target is not None:
+            item.add_marker(pytest.mark.xdist_group(target.adapter))
+
+
 @pytest.fixture
 def judge(request):
     """judge(target, case): evaluate (once per target and case), record, and assert."""
