@@ -52,9 +52,9 @@ def pytest_addoption(parser):
 
 
 class _State:
-    def __init__(self, config):
+    def __init__(self, config, load_adapters: bool = True):
         self.config = config
-        self.adapters, self.unavailable = self._select(config)
+        self.adapters, self.unavailable = self._select(config) if load_adapters else ({}, {})
         self.cases = self._cases(config)
         self.targets = [Target(a.name, d) for a in self.adapters.values() for d in a.devices()
                         if not config.getoption("--device") or d in config.getoption("--device")]
@@ -130,9 +130,12 @@ def pytest_configure(config):
     if not str(config.invocation_params.args).count("conformance") and not any(
             "conformance" in str(p) for p in config.args):
         return
-    state = _State(config)
-    config._bn = state
     worker = getattr(config, "workerinput", None)
+    # an xdist controller runs no test: it merges the workers' results, and importing every
+    # framework there would only delay the workers' start
+    controller = worker is None and (getattr(config.option, "numprocesses", None) or 0) != 0
+    state = _State(config, load_adapters=not controller)
+    config._bn = state
     if worker is None:
         state.run_id = new_run_id()
         state.results_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,8 @@ def pytest_configure(config):
     else:
         state.run_id = worker["bn_run_id"]
         wid = worker["workerid"]
-    state.writer = Writer(state.results_dir, wid, state.header(state.run_id))
+    if not controller:
+        state.writer = Writer(state.results_dir, wid, state.header(state.run_id))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -236,9 +240,10 @@ def fingerprinter(request):
 
 def pytest_sessionfinish(session, exitstatus):
     state = getattr(session.config, "_bn", None)
-    if state is None or state.writer is None:
+    if state is None:
         return
-    state.writer.close()
+    if state.writer is not None:
+        state.writer.close()
     if getattr(session.config, "workerinput", None) is not None:
         return
     path = merge_parts(state.results_dir)
@@ -261,7 +266,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("batch-norm conformance")
     for group, why in state.unavailable.items():
         tr.write_line(f"adapter group {group}: {why}")
-    tr.write_line(f"adapters: {', '.join(sorted(state.adapters)) or 'none'}")
+    names, unavailable = sorted(state.adapters), dict(state.unavailable)
+    if not names and getattr(state, "final", None):   # xdist: the workers' run headers say
+        from .results import load
+        for r in load(state.final):
+            if r["type"] == "run":
+                names = sorted(set(names) | set(r.get("adapters", {})))
+                unavailable.update(r.get("unavailable", {}))
+        for group, why in unavailable.items():
+            tr.write_line(f"adapter group {group}: {why}")
+    tr.write_line(f"adapters: {', '.join(names) or 'none'}")
     if getattr(state, "final", None):
         tr.write_line(f"results: {state.final}")
     if getattr(state, "report", None):
