@@ -34,13 +34,22 @@ def describe(res: CaseResult, checks: list[Check]) -> str:
     return f"{head}\n{body}\n  rerun: {rerun_line(res)}"
 
 
-def require(res: CaseResult) -> None:
-    """Fail on any failing check; xfail on known deviations; skip unsupported cases."""
+def require(res: CaseResult, generated: bool = False) -> None:
+    """Fail on any failing check; xfail on known deviations; skip unsupported cases.
+
+    ``generated``: the case comes from hypothesis, where a skip or an xfail would end the
+    whole property test at its first example. There an unsupported case is rejected
+    (``assume``), so hypothesis draws another, and a known deviation is recorded in the
+    results file and let pass, so the search goes on; failures still fail.
+    """
     if res.verdict == "skip":
+        if generated:
+            from hypothesis import assume
+            assume(False)
         pytest.skip(f"{res.adapter}: {res.skip_reason}")
     failing = [c for c in res.checks if c.verdict in FAILING]
     if failing:
         pytest.fail(describe(res, failing), pytrace=False)
     known = [c for c in res.checks if c.verdict == "xfail"]
-    if known:
+    if known and not generated:
         pytest.xfail(describe(res, known))

@@ -29,9 +29,11 @@ from .evaluate import evaluate
 from .results import Writer, merge_parts, new_run_id, run_header
 
 settings.register_profile("ci", derandomize=True, max_examples=15, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.filter_too_much])
 settings.register_profile("thorough", max_examples=400, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.filter_too_much])
 settings.load_profile(os.environ.get("BN_HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -188,14 +190,14 @@ def judge(request):
     """judge(target, case): evaluate (once per target and case), record, and assert."""
     state = _state(request.config)
 
-    def _judge(target: Target, case):
+    def _judge(target: Target, case, generated: bool = False):
         key = (target.id, case.id)
         res = state.cache.get(key)
         if res is None:
-            res = evaluate(state.adapters[target.adapter], target.device, case)
+            res = evaluate(state.adapters[target.adapter], target.device, case, generated=generated)
             state.cache[key] = res
             state.writer.write(res.record(state.run_id))
-        require(res)
+        require(res, generated)
         return res
 
     return _judge

@@ -113,6 +113,34 @@ def for_case(adapter: str, version: str, device: str, case_id: str) -> list[Devi
     return [d for d in all_deviations() if d.matches(adapter, version, device, case_id)]
 
 
+def _features(case_id: str):
+    from .case import BadDescriptor, parse
+    try:
+        c = parse(case_id)
+    except BadDescriptor:
+        return None
+    return c.dtype
+
+
+@lru_cache(maxsize=None)
+def _covered(d: Deviation) -> frozenset:
+    """The dtypes of the exact cases an entry lists."""
+    return frozenset(f for p in d.cases if not _GLOB & set(p) for f in [_features(p)] if f)
+
+
+def for_generated(adapter: str, version: str, device: str, case_id: str) -> list[Deviation]:
+    """Entries that may explain a hypothesis-generated case: those matching it directly,
+    and those recorded on curated cases of the same dtype for the same adapter. A failing
+    check of a generated case is attributed to such an entry only if the entry names that
+    check (``evaluate._apply_deviations``); the attribution is shown with the entry's id in
+    the results and the report, and never strict, since generated cases change with
+    hypothesis versions. Checks no entry names still fail."""
+    f = _features(case_id)
+    return [d for d in all_deviations()
+            if _match(adapter, d.adapters) and _match(device, d.devices) and _version_in(version, d.versions)
+            and (_match(case_id, d.cases) or f in _covered(d))]
+
+
 def find(adapter: str, version: str, device: str, case_id: str, check: str) -> Deviation | None:
     for d in all_deviations():
         if d.matches(adapter, version, device, case_id, check):

@@ -94,10 +94,12 @@ def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem, 
     return checks
 
 
-def _apply_deviations(res: CaseResult) -> None:
+def _apply_deviations(res: CaseResult, generated: bool = False) -> None:
     """Failing checks named by a matching known deviation become xfails; a matching
-    deviation none of whose checks fails in this case is an xpass (strict per case)."""
-    devs = deviations.for_case(res.adapter, res.version, res.device, res.case_id)
+    deviation none of whose checks fails in this case is an xpass (strict per case).
+    Generated (hypothesis) cases use ``deviations.for_generated`` and are never xpass."""
+    find = deviations.for_generated if generated else deviations.for_case
+    devs = find(res.adapter, res.version, res.device, res.case_id)
     if not devs:
         return
     reproduced = set()
@@ -111,14 +113,15 @@ def _apply_deviations(res: CaseResult) -> None:
         c.deviation = d.id
         c.verdict = "xfail"
         c.detail = f"known deviation {d.id}: {d.reason} [{d.evidence}] -- observed: {c.detail}"
-    for d in devs:
+    for d in devs if not generated else ():
         if d.id not in reproduced:
             res.checks.append(Check(f"deviation:{d.id}", "parity", "xpass", deviation=d.id,
                                     detail=f"known deviation {d.id} ({d.source}) matches this case but none of its "
                                            f"checks {list(d.checks)} fails: the behaviour changed; narrow or delete the entry"))
 
 
-def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool = True) -> CaseResult:
+def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool = True,
+             generated: bool = False) -> CaseResult:
     """Run ``case`` on ``adapter``; ``known_deviations=False`` leaves failing checks failing
     (for measurements such as fingerprints, which judge raw behaviour)."""
     res = CaseResult(case.id, adapter.name, device, adapter.framework, adapter.version(), adapter.convention)
@@ -167,7 +170,7 @@ def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool =
         res.checks.append(Check("outcome", "parity", "pass"))
         res.checks += _checks(case, exp, out, pb, "grad" in getattr(adapter, "capabilities", ("grad",)))
     if known_deviations:
-        _apply_deviations(res)
+        _apply_deviations(res, generated)
     res.verdict = worst(c.verdict for c in res.checks)
     res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": t3 - t2,
                    "compare_s": time.perf_counter() - t3}
