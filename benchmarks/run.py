@@ -81,9 +81,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=2, help="pytest-xdist workers (0: one process)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "latest.json"))
+    ap.add_argument("--keep", help="keep the run's results folder here (e.g. to publish it)")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         cmd = [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:randomly", "--results-dir", tmp,
                *(["-n", str(args.n)] if args.n else []), *args.pytest_args]
         t0 = time.perf_counter()
