@@ -15,7 +15,7 @@ import numpy as np
 from conformance.case import BadDescriptor, Case, parse
 from conformance.inputs import make_problem
 
-LITERAL_MAX = 64           # embed x (and dy) as literal lists up to this many values each
+LITERAL_MAX = 256          # embed x (and dy) as literal lists up to this many values each
 
 
 @lru_cache(maxsize=256)
