@@ -35,6 +35,34 @@ SUITE_VERSION = "0.1.0"
 
 RECORD_TYPES = ("run", "case", "fingerprint")
 
+_REPO = str(Path(__file__).resolve().parents[1])
+
+
+def _path_prefixes() -> list[tuple[str, str]]:
+    import sysconfig
+    out = []
+    for key, name in (("purelib", "<site-packages>"), ("platlib", "<site-packages>"), ("stdlib", "<stdlib>")):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            out.append((p, name))
+    out += [(_REPO, "<repo>"), (sys.prefix, "<python>"), (os.path.expanduser("~"), "<home>")]
+    return sorted({k: v for k, v in out if k and k != "/"}.items(), key=lambda kv: -len(kv[0]))
+
+
+def scrub_paths(value):
+    """Replace this machine's interpreter, site-packages, repository and home paths in
+    recorded text (exception messages, tracebacks) by placeholders: results files and
+    reports travel between machines and into the repository."""
+    if isinstance(value, str):
+        for prefix, name in _path_prefixes():
+            value = value.replace(prefix, name)
+        return value
+    if isinstance(value, dict):
+        return {k: scrub_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_paths(v) for v in value]
+    return value
+
 
 class ResultsError(ValueError):
     pass
@@ -72,7 +100,7 @@ class Writer:
         self.write(header)
 
     def write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, allow_nan=False) + "\n")
+        self._fh.write(json.dumps(scrub_paths(record), allow_nan=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from conformance.compare import FAILING
-from conformance.results import ResultsError, load
+from conformance.results import ResultsError, load, scrub_paths
 
 from .build import build_report
 from .model import ReportError
@@ -60,8 +60,8 @@ def publish(inputs: list[Path], out_dir: Path) -> tuple[Path, Path]:
         for r in runs:
             if r["run_id"] not in seen:
                 seen.add(r["run_id"])
-                fh.write(json.dumps(r, allow_nan=False) + "\n")
+                fh.write(json.dumps(scrub_paths(r), allow_nan=False) + "\n")
         for r in rest:
-            fh.write(json.dumps(compact(r), allow_nan=False) + "\n")
+            fh.write(json.dumps(scrub_paths(compact(r)), allow_nan=False) + "\n")
     tmp.replace(target)
     return target, build_report([target], out_dir / "report.html")
