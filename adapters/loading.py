@@ -96,8 +96,9 @@ def installed(groups=None) -> tuple[dict[str, Adapter], dict[str, str]]:
 def instantiate(spec: str):
     """One adapter by installed name or MODULE:NAME / FILE.py:NAME (the spec names a single
     adapter, or ``spec#name`` picks one of a factory's adapters). Used in worker processes."""
+    from . import groups_for
     spec, _, pick = spec.partition("#")
-    found = from_spec(spec) if ":" in spec else [installed()[0][spec]]
+    found = from_spec(spec) if ":" in spec else [installed(set(groups_for(spec)))[0][spec]]
     if pick:
         found = [a for a in found if a.name == pick]
     if len(found) != 1:
