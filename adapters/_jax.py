@@ -87,8 +87,14 @@ class Ops:
     stats: Callable[[Any], tuple]                  # state -> (running_mean, running_var)
 
 
-def play(pb: Problem, ops: Ops) -> dict[str, np.ndarray]:
-    """The protocol's scenario for ``pb.mode`` (adapters/protocol.py) on JAX functions."""
+def play(pb: Problem, ops: Ops, device: str = "cpu") -> dict[str, np.ndarray]:
+    """The protocol's scenario for ``pb.mode`` on JAX functions, on ``device`` ("cpu" or
+    "gpu": arrays and compilations go to that platform's first device)."""
+    with jax.default_device(jax.devices(device)[0]):
+        return _play(pb, ops)
+
+
+def _play(pb: Problem, ops: Ops) -> dict[str, np.ndarray]:
     out: dict[str, list] = {}
     x = [to_j(a, pb.dtype) for a in pb.x]
     dy = [to_j(a, pb.dtype) for a in pb.dy]

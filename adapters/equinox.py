@@ -156,7 +156,7 @@ class Equinox:
                   given=lambda: f["given"](to_j(pb.running_mean, pb.param_dtype), to_j(pb.running_var, pb.param_dtype)),
                   train=train, infer=infer, evaluate=evaluate, stats=lambda s: f["stats"](hp[0], s))
         with jax.default_device(jax.devices(device)[0]):
-            return play(pb, ops)
+            return play(pb, ops, device)
 
 
 # Opt-in (default = False): the eager variants, op-by-op dispatch under jax.vmap, measured

@@ -158,7 +158,7 @@ class _FlaxBase:
 
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
         with jax.default_device(jax.devices(device)[0]):
-            return play(pb, self._ops(pb, (1.0 - pb.momentum, float(pb.eps))))
+            return play(pb, self._ops(pb, (1.0 - pb.momentum, float(pb.eps))), device)
 
 
 class Linen(_FlaxBase):

@@ -142,7 +142,7 @@ class Haiku:
 
         ops = Ops(init=lambda: state0, given=given, train=train, infer=infer, evaluate=evaluate, stats=stats)
         with jax.default_device(jax.devices(device)[0]):
-            return play(pb, ops)
+            return play(pb, ops, device)
 
 
 class HaikuJit(Haiku):
