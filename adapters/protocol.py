@@ -116,3 +116,15 @@ class AdapterInfo:
     version: str
     convention: str
     devices: list[str] = field(default_factory=list)
+
+
+def scenario(pb: Problem, record, evaluate):
+    """Play ``pb.mode``'s scenario (module docstring): ``record(k, training)`` makes and
+    records one call on x[k]; ``evaluate(k)`` returns the inference output on x[k]. Returns
+    y_eval for "train", else None."""
+    if pb.mode == "infer":
+        record(0, False)
+        return None
+    for k in range(pb.steps):          # "train", or "frozen" (frozen layer, training-mode calls)
+        record(k, True)
+    return evaluate(pb.steps - 1) if pb.mode == "train" else None

@@ -35,7 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .protocol import Problem
+from .protocol import Problem, scenario
 
 _POLICY = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16", "float32": "float32", "float64": "float64"}
 
@@ -141,15 +141,8 @@ class TfKeras:
                 out.setdefault("running_mean", []).append(_np(layer.moving_mean))
                 out.setdefault("running_var", []).append(_np(layer.moving_variance))
 
-            if pb.mode == "train":
-                for k in range(pb.steps):
-                    record(k, True)
-                y_eval = _np(call(pb.steps - 1, False)[0])
-            elif pb.mode == "infer":
-                record(0, False)
-            else:  # frozen: trainable=False (set in _reset), called in training mode
-                for k in range(pb.steps):
-                    record(k, True)
+            # frozen: trainable=False is set in _reset
+            y_eval = scenario(pb, record, lambda k: _np(call(k, False)[0]))
         res = {k: np.stack(v) for k, v in out.items()}
         if pb.mode == "train":
             res["y_eval"] = y_eval

@@ -51,8 +51,6 @@ class TinygradBatchNorm:
             return "tinygrad has no layer freeze: the mode is the global TRAINING context variable"
         if pb.dtype == "bfloat16":
             return "bfloat16 is not exercised here: the CPU backend's bfloat16 support is not documented"
-        if not pb.track_running_stats and pb.mode == "infer":
-            return None
         return None
 
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
