@@ -1,6 +1,6 @@
 """Shared JAX plumbing for the Flax, Haiku and Equinox adapters: dtype helpers, the
-compile cache (``Jit``) and the scenario driver (``play``). Imports no JAX library
-beyond jax itself.
+compile cache (``Jit``) and ``JaxHooks``, the scenario's hooks (adapters/scenario.py) for a
+framework given as pure functions (``Ops``). Imports no JAX library beyond jax itself.
 
 Precision: x64 is enabled at import (``jax.config.update("jax_enable_x64", True)``) so
 float64 cases run in float64; float32 cases keep float32 because every array the
@@ -27,6 +27,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 from .protocol import Problem  # noqa: E402
+from .scenario import Hooks, Step  # noqa: E402
 
 COMPILE_LOG: list[tuple[str, float]] = []   # (key, seconds) of every XLA compilation the Jit cache did
 
@@ -77,9 +78,9 @@ def wrap(fns: dict, names, label: str, jit: bool) -> dict:
 @dataclass
 class Ops:
     """One problem's functions. state is opaque (running statistics and what else the
-    framework keeps); params is whatever is differentiated for dgamma/dbeta."""
+    framework keeps); gradients are taken with respect to x and the parameters."""
     init: Callable[[], Any]                        # -> state, the framework's initial state
-    given: Callable[[], Any]                       # -> state holding pb.running_mean/var (tracked)
+    given: Callable[[Any, Any], Any]               # (mean, var) -> state holding these running statistics
     train: Callable[..., tuple]                    # (state, x, dy) -> y, dx, dgamma, dbeta, state
     infer: Callable[..., tuple]                    # (state, x, dy) -> y, dx, dgamma, dbeta
                                                    # (untracked: batch statistics, state unchanged)
@@ -87,44 +88,49 @@ class Ops:
     stats: Callable[[Any], tuple]                  # state -> (running_mean, running_var)
 
 
-def play(pb: Problem, ops: Ops, device: str = "cpu") -> dict[str, np.ndarray]:
-    """The protocol's scenario for ``pb.mode`` on JAX functions, on ``device`` ("cpu" or
-    "gpu": arrays and compilations go to that platform's first device)."""
-    with jax.default_device(jax.devices(device)[0]):
-        return _play(pb, ops)
+class _State:
+    def __init__(self, ops: Ops, state, pb: Problem):
+        self.ops, self.state, self.pb = ops, state, pb
 
 
-def _play(pb: Problem, ops: Ops) -> dict[str, np.ndarray]:
-    out: dict[str, list] = {}
-    x = [to_j(a, pb.dtype) for a in pb.x]
-    dy = [to_j(a, pb.dtype) for a in pb.dy]
+class JaxHooks(Hooks):
+    """The scenario's hooks on ``Ops``; a framework module supplies ``ops(pb)``."""
+    family = "jax"
+    jit = False
 
-    def rec(y, dx, dg=None, db=None, state=None):
-        out.setdefault("y", []).append(to_np(y))
-        out.setdefault("dx", []).append(to_np(dx))
-        if pb.affine and dg is not None:
-            out.setdefault("dgamma", []).append(to_np(dg))
-            out.setdefault("dbeta", []).append(to_np(db))
-        if state is not None and pb.track_running_stats:
-            rm, rv = ops.stats(state)
-            out.setdefault("running_mean", []).append(to_np(rm))
-            out.setdefault("running_var", []).append(to_np(rv))
+    def ops(self, pb: Problem) -> Ops:
+        raise NotImplementedError
 
-    res: dict[str, np.ndarray] = {}
-    if pb.mode == "train":
-        state = ops.init()
-        for k in range(pb.steps):
-            y, dxk, dg, db, state = ops.train(state, x[k], dy[k])
-            rec(y, dxk, dg, db, state)
-        res["y_eval"] = to_np(ops.evaluate(state, x[-1]))
-    elif pb.mode == "infer":   # without tracking, infer/evaluate use batch statistics (adapter docstrings)
-        state = ops.given() if pb.track_running_stats else ops.init()
-        y, dxk, dg, db = ops.infer(state, x[0], dy[0])
-        rec(y, dxk, dg, db, state)
-    else:
-        raise ValueError(f"mode {pb.mode!r}: JAX adapters skip it in supports()")
-    res.update({k: np.stack(v) for k, v in out.items()})
-    return res
+    def devices(self) -> list[str]:
+        return jax_devices()
+
+    def create(self, pb: Problem, device: str):
+        ops = self.ops(pb)
+        return _State(ops, ops.init(), pb)
+
+    def load_stats(self, st, mean, var):
+        st.state = st.ops.given(mean, var)
+        return st
+
+    def forward(self, st, x, dy, training):
+        pb = st.pb
+        xj = to_j(x, pb.dtype)
+        if training:
+            y, dx, dg, db, st.state = st.ops.train(st.state, xj, to_j(dy, pb.dtype))
+            return Step(y, dx, dg, db), st
+        if dy is None:
+            return Step(st.ops.evaluate(st.state, xj)), st
+        return Step(*st.ops.infer(st.state, xj, to_j(dy, pb.dtype))), st
+
+    def stats(self, st):
+        return st.ops.stats(st.state)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return to_np(a)
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        with jax.default_device(jax_device(device)):
+            return super().run(pb, device)
 
 
 def common_skips(pb: Problem, api: str) -> str | None:
@@ -134,8 +140,15 @@ def common_skips(pb: Problem, api: str) -> str | None:
         return (f"{api} has no per-layer freeze: JAX users freeze parameters in the optimizer (optax), which "
                 "leaves the layer's call unchanged; a training-mode call with frozen parameters is the 'train' "
                 "scenario without parameter gradients (measured: batch statistics used, running statistics updated)")
+    if pb.replicas:
+        return f"{api}: cross-replica statistics need axis_name under pmap/shard_map (not this variant)"
     return None
 
 
 def jax_devices() -> list[str]:
-    return ["cpu"] + (["gpu"] if any(d.platform == "gpu" for d in jax.devices()) else [])
+    """The suite's device names: "cuda" for JAX's "gpu" platform on NVIDIA (jax.devices("gpu"))."""
+    return ["cpu"] + (["cuda"] if any(d.platform == "gpu" for d in jax.devices()) else [])
+
+
+def jax_device(device: str):
+    return jax.devices("gpu" if device == "cuda" else device)[0]

@@ -1,26 +1,47 @@
-"""Run an adapter in a persistent child process.
+"""Run an adapter in a persistent child process, so that nothing it does can take the
+suite down with it.
 
-Some frameworks fix global state at import (Keras 3 reads KERAS_BACKEND once,
-keras/src/backend/config.py), so one process cannot host every variant. ``Proxy`` looks
-like an adapter to the suite and forwards ``run`` (and ``supports``/``devices`` when asked)
-to a child started lazily with the 'spawn' start method, with its environment set before
-the child imports anything. The child lives until the parent exits and is reused across
-cases. A call that exceeds its timeout kills the child; a child that dies turns into a
-raised exception, so the suite records the case instead of hanging or crashing.
+Used for adapters a user brings (``--adapter FILE.py:NAME``, entry points), for built-in
+adapters with ``--isolate``, and for frameworks that fix global state at import (Keras 3
+reads KERAS_BACKEND once, keras/src/backend/config.py). ``Proxy`` looks like an adapter to
+the suite: its metadata (name, framework, convention, version, devices, capabilities) comes
+from the child once, and ``supports``/``run`` are forwarded to it.
+
+Guarantees:
+  * The child is started with the 'spawn' method and its environment set before it imports
+    anything; it leads its own session and process group (``os.setsid``), so a Ctrl-C in
+    the terminal reaches the suite, not the child, and every process the adapter starts is
+    killed with it (``os.killpg``) after a crash, a timeout, an interrupt or at exit.
+  * Every call has a time limit; a child that dies is noticed at once (its sentinel), even
+    when a grandchild still holds its pipe: ``WorkerCrashed`` / ``WorkerTimeout``.
+  * A result larger than the call's byte limit is refused without being read into memory
+    (``WorkerOversize``), and the child is restarted.
+  * The child's stdout and stderr go to a file that is emptied after every call; the last
+    ``OUTPUT_TAIL`` bytes of each call's output are kept (``last_output``).
+  * A child whose resident memory grows past BN_WORKER_MAX_RSS_MB is restarted after its call.
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import multiprocessing as mp
 import os
+import pickle
+import signal
+import tempfile
 import threading
-from importlib import metadata
+import traceback
+import weakref
+from multiprocessing.connection import wait
 
 _START_LOCK = threading.Lock()   # os.environ is process-wide: set it around start() only
+_LIVE: "weakref.WeakSet[Proxy]" = weakref.WeakSet()
+OUTPUT_TAIL = 8192
+DEFAULT_MAX_BYTES = 256 << 20
 
 
 class WorkerError(RuntimeError):
-    """The child raised, died or timed out."""
+    """The child raised, died, timed out or answered too much."""
 
 
 class WorkerCrashed(WorkerError):
@@ -29,6 +50,18 @@ class WorkerCrashed(WorkerError):
 
 class WorkerTimeout(WorkerError):
     """The child did not answer within the per-call time limit; it was killed."""
+
+
+class WorkerOversize(WorkerError):
+    """The child's answer exceeded the call's byte limit; it was refused unread."""
+
+
+class RemoteError(WorkerError):
+    """The adapter raised in the child; the message is its exception."""
+
+    def __init__(self, kind: str, message: str, tb: str = ""):
+        super().__init__(f"{kind}: {message}")
+        self.kind, self.message, self.tb = kind, message, tb
 
 
 def _rss_mb(pid: int) -> float:
@@ -47,14 +80,32 @@ def _make(target: str, kwargs: dict):
     return getattr(importlib.import_module(module), attr)(**kwargs)
 
 
-def _serve(conn, target: str, kwargs: dict, env: dict) -> None:
-    os.environ.update(env)  # also set by the parent before spawning; here for clarity
+def _reply(conn, status: str, value) -> None:
+    try:
+        data = pickle.dumps((status, value), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 -- an unpicklable result is the adapter's fault
+        data = pickle.dumps(("error", ("PicklingError", f"result could not be sent: {type(exc).__name__}: {exc}",
+                                       "")))
+    conn.send_bytes(data)
+
+
+def _serve(conn, target: str, kwargs: dict, env: dict, capture: str | None) -> None:
+    try:
+        os.setsid()            # own session and process group: killpg reaches every descendant
+    except OSError:
+        pass
+    if capture:
+        fd = os.open(capture, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    os.environ.update(env)
     try:
         adapter = _make(target, kwargs)
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        _reply(conn, "error", (type(exc).__name__, str(exc), traceback.format_exc(limit=20)))
         return
-    conn.send(("ok", None))
+    _reply(conn, "ok", None)
     while True:
         try:
             msg = conn.recv()
@@ -64,67 +115,120 @@ def _serve(conn, target: str, kwargs: dict, env: dict) -> None:
             return
         method, args = msg
         try:
-            conn.send(("ok", getattr(adapter, method)(*args)))
+            value = getattr(adapter, method)(*args) if method != "__meta__" else _meta(adapter)
+            _reply(conn, "ok", value)
         except Exception as exc:  # noqa: BLE001 -- reported to the parent
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            _reply(conn, "error", (type(exc).__name__, str(exc), traceback.format_exc(limit=20)))
+
+
+def _meta(adapter) -> dict:
+    """What the parent needs to know about the adapter, asked once."""
+    from .protocol import CAPABILITIES
+    out = {}
+    for key in ("name", "framework", "convention"):
+        out[key] = getattr(adapter, key, None)
+    out["version"] = adapter.version()
+    devices = adapter.devices()
+    out["devices"] = devices
+    out["capabilities"] = getattr(adapter, "capabilities", CAPABILITIES)
+    out["default"] = getattr(adapter, "default", True)
+    out["family"] = getattr(adapter, "family", None)
+    namer = getattr(adapter, "device_name", None)
+    out["device_names"] = {d: str(namer(d)) for d in devices} if callable(namer) and isinstance(devices, list) else {}
+    return out
+
+
+@atexit.register
+def _kill_all() -> None:
+    """At exit, before multiprocessing's own handler (atexit is last-in, first-out) joins
+    its children: kill every worker's process group, whatever signals it ignores."""
+    for p in list(_LIVE):
+        p.kill()
 
 
 class Proxy:
-    """An adapter whose ``run`` happens in a child process.
+    """An adapter whose calls happen in a child process.
 
     target      "module:callable" building the real adapter in the child (with kwargs)
     env         environment for the child, set before it imports the framework
     local       optional adapter-like object in this process that answers ``supports``
                 (pure logic, no framework import), so skips do not start a child
+    meta        optional metadata known without asking the child (built-in adapters)
     """
 
-    def __init__(self, name: str, framework: str, convention: str, target: str, kwargs: dict | None = None,
-                 env: dict | None = None, local=None, timeout_s: float | None = None, start_timeout_s: float = 300.0,
-                 max_rss_mb: float | None = None):
-        self.name, self.framework, self.convention = name, framework, convention
+    def __init__(self, name: str, target: str, kwargs: dict | None = None, env: dict | None = None,
+                 local=None, timeout_s: float | None = None, start_timeout_s: float | None = None,
+                 max_rss_mb: float | None = None, meta: dict | None = None):
+        self.name = name
         self._target, self._kwargs, self._env, self._local = target, dict(kwargs or {}), dict(env or {}), local
         self._timeout = timeout_s if timeout_s is not None else float(os.environ.get("BN_WORKER_TIMEOUT", "600"))
-        self._start_timeout = start_timeout_s
+        self._start_timeout = start_timeout_s if start_timeout_s is not None else max(self._timeout, 300.0)
         self._proc = self._conn = None
         self._lock = threading.Lock()
-        self._devices = None
-        self._version = None
-        # a child whose resident memory grows past this is restarted after its call (leaks)
         self._max_rss = max_rss_mb if max_rss_mb is not None else float(os.environ.get("BN_WORKER_MAX_RSS_MB", "8192"))
-        self.restarts = 0
+        self._meta = dict(meta or {})
+        self._capture = None
+        self.restarts = 0          # worker restarts of every cause (crash, timeout, memory, oversize)
+        self.last_output = ""
+        _LIVE.add(self)
+
+    # -- metadata ------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        if "version" not in self._meta or "devices" not in self._meta:
+            self._meta = self._call("__meta__") | {k: v for k, v in self._meta.items() if v is not None}
+        return self._meta
+
+    def __getattr__(self, key):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key in ("framework", "convention", "capabilities", "default", "family"):
+            return self.meta().get(key)
+        raise AttributeError(key)
 
     # -- adapter protocol ----------------------------------------------------------------------
     def version(self) -> str:
-        if self._version is None:
-            try:
-                self._version = metadata.version(self.framework)
-            except metadata.PackageNotFoundError:  # not a distribution: ask the adapter itself
-                self._version = str(self._call("version"))
-        return self._version
+        return self.meta()["version"]
 
     def devices(self) -> list[str]:
-        if self._devices is None:
-            self._devices = list(self._call("devices"))
-        return self._devices
+        return self.meta()["devices"]
 
-    def supports(self, problem, device: str) -> str | None:
+    def device_name(self, device: str) -> str:
+        return str(self.meta().get("device_names", {}).get(device, device))
+
+    def supports(self, problem, device: str):
         if self._local is not None:
             return self._local.supports(problem, device)
         return self._call("supports", problem, device)
 
-    def run(self, problem, device: str):
-        return self._call("run", problem, device)
+    def run(self, problem, device: str, max_bytes: int | None = None):
+        return self._call("run", problem, device, max_bytes=max_bytes)
 
     def close(self) -> None:
         with self._lock:
             self._stop()
 
+    def kill(self) -> None:
+        """Kill the child's process group now (no lock: usable from signal handlers and atexit)."""
+        proc = self._proc
+        if proc is not None and proc.pid:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                proc.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+
     # -- child management ----------------------------------------------------------------------
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self._target, self._kwargs, self._env),
-                           name=f"bn-worker-{self.name}", daemon=True)
+        if self._capture is None:
+            fd, self._capture = tempfile.mkstemp(prefix="bn-worker-", suffix=".out")
+            os.close(fd)
+        proc = ctx.Process(target=_serve, args=(child, self._target, self._kwargs, self._env, self._capture),
+                           name=f"bn-worker-{self.name}", daemon=False)
         with _START_LOCK:
             saved = {k: os.environ.get(k) for k in self._env}
             os.environ.update(self._env)
@@ -138,56 +242,105 @@ class Proxy:
                         os.environ[k] = v
         child.close()
         self._proc, self._conn = proc, parent
-        status, value = self._receive(self._start_timeout, "starting")
+        status, value = self._receive(self._start_timeout, "starting", DEFAULT_MAX_BYTES)
         if status != "ok":
             self._stop()
-            raise WorkerError(f"worker {self.name} failed to start: {value}")
+            raise RemoteError(*value) if isinstance(value, tuple) else WorkerError(str(value))
 
-    def _stop(self) -> None:
+    def _stop(self, graceful: bool = True) -> None:
         if self._proc is not None:
+            if graceful:
+                try:
+                    self._conn.send(None)
+                except (OSError, ValueError):
+                    pass
+                self._proc.join(timeout=2)
+            self.kill()
+            self._proc.join(timeout=5)
             try:
-                self._conn.send(None)
-            except (OSError, ValueError):
+                self._conn.close()
+            except OSError:
                 pass
-            self._proc.join(timeout=2)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join(timeout=5)
-            self._conn.close()
         self._proc = self._conn = None
 
-    def _receive(self, timeout: float, what: str):
+    def _tail(self) -> str:
+        """The output the child printed since the last call (bounded), and empty the file."""
+        path = self._capture
+        if not path:
+            return ""
         try:
-            ready = self._conn.poll(timeout)
-        except (EOFError, OSError):
-            ready = True  # fall through to recv, which reports the dead child
+            size = os.path.getsize(path)
+            with open(path, "rb") as fh:
+                fh.seek(max(0, size - OUTPUT_TAIL))
+                data = fh.read(OUTPUT_TAIL)
+            os.truncate(path, 0)
+        except OSError:
+            return ""
+        text = data.decode("utf-8", "replace")
+        return (f"[... {size - OUTPUT_TAIL} bytes cut ...]\n" + text) if size > OUTPUT_TAIL else text
+
+    def _receive(self, timeout: float, what: str, max_bytes: int):
+        ready = wait([self._conn, self._proc.sentinel], timeout)
+        pid = self._proc.pid
         if not ready:
-            pid = self._proc.pid
-            self._stop()
+            self._stop(graceful=False)
+            self.restarts += 1
             raise WorkerTimeout(f"worker {self.name} (pid {pid}) timed out after {timeout:.0f}s {what}; killed")
-        try:
-            return self._conn.recv()
-        except (EOFError, OSError):
+        if self._conn not in ready:          # the child exited without answering
             self._proc.join(timeout=5)
             code = self._proc.exitcode
-            self._stop()
+            self._stop(graceful=False)
+            self.restarts += 1
+            raise WorkerCrashed(f"worker {self.name} died {what} (exit code {code})")
+        try:
+            data = self._conn.recv_bytes(max_bytes)
+        except OSError as exc:               # message longer than max_bytes (left unread)
+            self._stop(graceful=False)
+            self.restarts += 1
+            if "too long" in str(exc) or "bad message length" in str(exc):
+                raise WorkerOversize(f"worker {self.name} answered more than {max_bytes} bytes {what}; "
+                                     "refused unread, worker restarted") from None
+            raise WorkerCrashed(f"worker {self.name} died {what} ({exc})") from None
+        except EOFError:
+            self._proc.join(timeout=5)
+            code = self._proc.exitcode
+            self._stop(graceful=False)
+            self.restarts += 1
             raise WorkerCrashed(f"worker {self.name} died {what} (exit code {code})") from None
+        try:
+            return pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 -- garbage from the child
+            self._stop(graceful=False)
+            self.restarts += 1
+            raise WorkerError(f"worker {self.name} sent an unreadable answer {what}: {type(exc).__name__}: {exc}")
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args, max_bytes: int | None = None):
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 if self._proc is not None:
-                    self._stop()
+                    self._stop(graceful=False)
                 self._start()
             try:
                 self._conn.send((method, args))
             except (OSError, ValueError) as exc:
-                self._stop()
-                raise WorkerError(f"worker {self.name} unreachable: {exc}") from None
-            status, value = self._receive(self._timeout, f"in {method}")
+                self._stop(graceful=False)
+                self.restarts += 1
+                raise WorkerCrashed(f"worker {self.name} unreachable: {exc}") from None
+            try:
+                status, value = self._receive(self._timeout, f"in {method}", max_bytes or DEFAULT_MAX_BYTES)
+            finally:
+                self.last_output = self._tail()
             if self._proc is not None and _rss_mb(self._proc.pid) > self._max_rss:
                 self._stop()      # a leaking adapter is restarted, the case it finished still counts
                 self.restarts += 1
         if status != "ok":
-            raise WorkerError(value)
+            raise RemoteError(*value)
         return value
+
+    def __del__(self):
+        try:
+            self.kill()
+            if self._capture:
+                os.unlink(self._capture)
+        except Exception:  # noqa: BLE001 -- best effort at interpreter shutdown
+            pass

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._jax import Ops, common_skips, jax_devices, play, to_j, wrap
+from ._jax import JaxHooks, Ops, common_skips, to_j, wrap
 from .protocol import Problem
 
 _CACHE: dict = {}
@@ -107,19 +107,17 @@ def _fns(cfg, jit: bool):
     return fns
 
 
-class Equinox:
+class Equinox(JaxHooks):
     framework = "equinox"
     convention = "equinox"
-    name = "equinox.batch"
-    mode = "batch"
-    jit = False
+
+    def __init__(self, mode: str = "batch", jit: bool = True):
+        self.mode, self.jit = mode, jit
+        self.name = f"equinox.{mode}" + (".jit" if jit else "")
 
     def version(self) -> str:
         import equinox
         return equinox.__version__
-
-    def devices(self) -> list[str]:
-        return jax_devices()
 
     def supports(self, pb: Problem, device: str) -> str | None:
         if pb.axis != 1:
@@ -131,7 +129,7 @@ class Equinox:
                     "then _norm(x, mean, var)): not batch normalisation, which the reference cannot express")
         return common_skips(pb, "eqx.nn.BatchNorm (equinox/nn/_batch_norm.py)")
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+    def ops(self, pb: Problem) -> Ops:
         f = _fns((self.mode, pb.param_dtype, pb.channels, pb.affine), self.jit)
         hp = (1.0 - pb.momentum, float(pb.eps))
         wb = (to_j(pb.gamma, pb.param_dtype), to_j(pb.beta, pb.param_dtype)) if pb.affine else ()
@@ -152,20 +150,6 @@ class Equinox:
         def evaluate(s, x):  # the inference forward of ``infer`` (one executable for both; dy unused)
             return infer(s, x, x)[0]
 
-        ops = Ops(init=f["fresh"],
-                  given=lambda: f["given"](to_j(pb.running_mean, pb.param_dtype), to_j(pb.running_var, pb.param_dtype)),
-                  train=train, infer=infer, evaluate=evaluate, stats=lambda s: f["stats"](hp[0], s))
-        with jax.default_device(jax.devices(device)[0]):
-            return play(pb, ops, device)
-
-
-# Opt-in (default = False): the eager variants, op-by-op dispatch under jax.vmap, measured
-# 16.3 s for the first 20 forward-grid cases against 4.8 s for equinox.batch.jit (in-process, CPU); the ".jit" variants run the same Equinox code compiled.
-def _variant(name, mode, jit):
-    return type("Equinox", (Equinox,), {"name": name, "mode": mode, "jit": jit, "default": jit})()
-
-
-def adapters():
-    import equinox  # noqa: F401 -- ImportError here means the framework is not installed
-    return [_variant("equinox.batch", "batch", False), _variant("equinox.batch.jit", "batch", True),
-            _variant("equinox.ema", "ema", False), _variant("equinox.ema.jit", "ema", True)]
+        return Ops(init=f["fresh"],
+                   given=lambda m, v: f["given"](to_j(m, pb.param_dtype), to_j(v, pb.param_dtype)),
+                   train=train, infer=infer, evaluate=evaluate, stats=lambda s: f["stats"](hp[0], s))

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._jax import COMPILE_LOG, Jit, Ops, common_skips, jax_devices, jdtype, play, to_j, to_np, wrap  # noqa: F401
+from ._jax import JaxHooks, Ops, common_skips, jdtype, to_j, wrap
 from .protocol import Problem
 
 # --------------------------------------------------------------------------- Flax --
@@ -130,18 +130,16 @@ def _nnx_fns(cfg, channels: int, jit: bool):
     return fns
 
 
-class _FlaxBase:
+class _FlaxBase(JaxHooks):
     framework = "flax"
     convention = "flax"
-    fast_variance = True
-    jit = False
+
+    def __init__(self, jit: bool = True, fast_variance: bool = True):
+        self.jit, self.fast_variance = jit, fast_variance
 
     def version(self) -> str:
         import flax
         return flax.__version__
-
-    def devices(self) -> list[str]:
-        return jax_devices()
 
     def supports(self, pb: Problem, device: str) -> str | None:
         return common_skips(pb, "flax BatchNorm (flax/linen/normalization.py)")
@@ -150,21 +148,21 @@ class _FlaxBase:
         pdt = pb.param_dtype
         return {"scale": to_j(pb.gamma, pdt), "bias": to_j(pb.beta, pdt)} if pb.affine else {}
 
-    def _given(self, pb: Problem):
+    def _given(self, pb: Problem, mean, var):
         # float32 running statistics as Flax creates them (BatchNorm.__call__ / nnx __init__:
         # jnp.zeros(..., jnp.float32)), float64 when the case is float64 and the API keeps it
         sdt = "float64" if pb.dtype == "float64" else "float32"
-        return {"mean": to_j(pb.running_mean, sdt), "var": to_j(pb.running_var, sdt)}
+        return {"mean": to_j(mean, sdt), "var": to_j(var, sdt)}
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
-        with jax.default_device(jax.devices(device)[0]):
-            return play(pb, self._ops(pb, (1.0 - pb.momentum, float(pb.eps))), device)
+    def hp(self, pb: Problem):
+        return (1.0 - pb.momentum, float(pb.eps))
 
 
 class Linen(_FlaxBase):
     name = "flax.linen"
 
-    def _ops(self, pb: Problem, hp) -> Ops:
+    def ops(self, pb: Problem) -> Ops:
+        hp = self.hp(pb)
         f = _linen_fns(_cfg(pb, self.fast_variance), self.jit)
         p = self._params(pb)
 
@@ -189,15 +187,16 @@ class Linen(_FlaxBase):
         def evaluate(s, x):  # the inference forward of ``infer`` (one executable for both; dy unused)
             return infer(s, x, x)[0]
 
-        return Ops(init=init, given=lambda: self._given(pb), train=train, infer=infer,
+        return Ops(init=init, given=lambda m, v: self._given(pb, m, v), train=train, infer=infer,
                    evaluate=evaluate, stats=lambda s: (s["mean"], s["var"]))
 
 
 class Nnx(_FlaxBase):
     name = "flax.nnx"
 
-    def _ops(self, pb: Problem, hp) -> Ops:
+    def ops(self, pb: Problem) -> Ops:
         from flax import nnx
+        hp = self.hp(pb)
         f = _nnx_fns(_cfg(pb, self.fast_variance), pb.channels, self.jit)
         params = nnx.State(dict(f["params0"]))
         if pb.affine:
@@ -205,10 +204,10 @@ class Nnx(_FlaxBase):
             params["scale"] = params["scale"].replace(to_j(pb.gamma, pb.param_dtype))
             params["bias"] = params["bias"].replace(to_j(pb.beta, pb.param_dtype))
 
-        def given():  # what users write: bn.mean[...] = ...; nnx keeps the variable's float32
+        def given(mean, var):  # what users write: bn.mean[...] = ...; nnx keeps the variable's float32
             s = jax.tree.map(lambda v: v, f["stats0"])
-            s["mean"] = s["mean"].replace(jnp.asarray(pb.running_mean, s["mean"].value.dtype))
-            s["var"] = s["var"].replace(jnp.asarray(pb.running_var, s["var"].value.dtype))
+            s["mean"] = s["mean"].replace(jnp.asarray(mean, s["mean"].value.dtype))
+            s["var"] = s["var"].replace(jnp.asarray(var, s["var"].value.dtype))
             return s
 
         def grads(dp):
@@ -229,24 +228,3 @@ class Nnx(_FlaxBase):
 
         return Ops(init=lambda: f["stats0"], given=given, train=train, infer=infer, evaluate=evaluate,
                    stats=lambda s: (s["mean"].value, s["var"].value))
-
-
-# Opt-in variants (default = False; run with --adapter NAME or --all-adapters):
-#   eager (no ".jit"): op-by-op dispatch of every primitive of the forward and the vjp,
-#     measured 27.3 s for the first 20 forward-grid cases against 7.3 s for
-#     flax.linen.jit (in-process, CPU; about 4x over the grid); the jitted variant runs the same Flax code.
-#   ".twopass" (use_fast_variance=False): a non-default setting; it doubles the Flax
-#     compile count (flax.linen.jit alone: 103 compiles, 38 s of XLA compilation over the default grid).
-def _variants(cls, base: str):
-    out = []
-    for jit in (False, True):
-        for fast in (True, False):
-            name = base + (".jit" if jit else "") + ("" if fast else ".twopass")
-            out.append(type(cls.__name__, (cls,), {"name": name, "jit": jit, "fast_variance": fast,
-                                                   "default": jit and fast})())
-    return out
-
-
-def adapters():
-    import flax  # noqa: F401 -- ImportError here means the framework is not installed
-    return _variants(Linen, "flax.linen") + _variants(Nnx, "flax.nnx")

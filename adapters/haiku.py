@@ -32,7 +32,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ._jax import Ops, common_skips, jax_devices, jdtype, play, to_j, wrap
+from ._jax import JaxHooks, Ops, common_skips, jdtype, to_j, wrap
 from .protocol import Problem
 
 _CACHE: dict = {}
@@ -76,27 +76,22 @@ def _fns(cfg, jit: bool):
     return fns
 
 
-class Haiku:
+class Haiku(JaxHooks):
     framework = "dm-haiku"
     convention = "haiku"
     name = "haiku"
-    jit = False
-    # Opt-in (default = False): eager op-by-op dispatch, measured 14.6 s for the first 20 forward-grid
-    # cases against 5.9 s for haiku.jit (in-process, CPU);
-    # haiku.jit runs the same Haiku code compiled.
-    default = False
+
+    def __init__(self, jit: bool = True):
+        self.jit = jit
 
     def version(self) -> str:
         import haiku
         return haiku.__version__
 
-    def devices(self) -> list[str]:
-        return jax_devices()
-
     def supports(self, pb: Problem, device: str) -> str | None:
         return common_skips(pb, "hk.BatchNorm (haiku/_src/moving_averages.py)")
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+    def ops(self, pb: Problem) -> Ops:
         cfg = (pb.dtype, len(pb.shape), pb.axis, pb.affine)
         f = _fns(cfg, self.jit)
         hp = (1.0 - pb.momentum, float(pb.eps))
@@ -115,10 +110,10 @@ class Haiku:
         names = sorted(state0)                 # ".../mean_ema", ".../var_ema"
         pdt = jdtype(pb.param_dtype)
 
-        def given():
+        def given(mean, var):
             s = {k: dict(v) for k, v in state0.items()}
-            s[names[0]]["average"] = to_j(pb.running_mean, pb.param_dtype).reshape(s[names[0]]["average"].shape)
-            s[names[1]]["average"] = to_j(pb.running_var, pb.param_dtype).reshape(s[names[1]]["average"].shape)
+            s[names[0]]["average"] = to_j(mean, pb.param_dtype).reshape(s[names[0]]["average"].shape)
+            s[names[1]]["average"] = to_j(var, pb.param_dtype).reshape(s[names[1]]["average"].shape)
             return s
 
         def grads(dp):
@@ -140,17 +135,4 @@ class Haiku:
         def stats(s):
             return (s[names[0]]["average"].reshape(-1).astype(pdt), s[names[1]]["average"].reshape(-1).astype(pdt))
 
-        ops = Ops(init=lambda: state0, given=given, train=train, infer=infer, evaluate=evaluate, stats=stats)
-        with jax.default_device(jax.devices(device)[0]):
-            return play(pb, ops, device)
-
-
-class HaikuJit(Haiku):
-    name = "haiku.jit"
-    jit = True
-    default = True
-
-
-def adapters():
-    import haiku  # noqa: F401 -- ImportError here means the framework is not installed
-    return [Haiku(), HaikuJit()]
+        return Ops(init=lambda: state0, given=given, train=train, infer=infer, evaluate=evaluate, stats=stats)

@@ -1,10 +1,15 @@
-"""Finding adapters: built-in groups, installed entry points, and user specs.
+"""Finding and building adapters: the built-in registry, installed entry points, user specs.
 
 A user spec names a module or a file and an attribute: ``package.module:Name`` or
-``path/to/file.py:Name``. The attribute is an adapter class (instantiated with no
-arguments), an adapter instance, or a factory returning a list of adapters.
-Installed packages can publish adapters under the entry-point group ``ENTRY_POINT_GROUP``
-with the same kinds of attribute.
+``path/to/file.py:Name``, optionally ``...:Name#adapter`` to pick one adapter of a factory.
+The attribute is an adapter class (instantiated with no arguments), an adapter instance,
+or a factory returning a list of adapters. Installed packages can publish adapters under the
+entry-point group ``ENTRY_POINT_GROUP`` with the same kinds of attribute.
+
+Code a user brings (specs and entry points) is imported, constructed and queried only in a
+worker process (adapters/_worker.py): the suite learns each adapter's name, version,
+devices, capabilities and convention over the worker protocol, with a time limit, and
+validates them (``problems``) before any case runs.
 """
 from __future__ import annotations
 
@@ -12,29 +17,93 @@ import importlib
 import importlib.util
 import inspect
 import sys
+from importlib import metadata
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from . import BUILTIN, load_group
-from .protocol import Adapter
+from .registry import BY_NAME, ENTRIES, Entry
 
 ENTRY_POINT_GROUP = "bn_conformance.adapters"
 _REQUIRED = ("name", "framework", "convention", "version", "devices", "supports", "run")
+DEVICES = ("cpu", "cuda", "rocm", "mps", "xpu", "tpu")    # device names the suite knows
 
 
 class AdapterLoadError(RuntimeError):
     pass
 
 
-def _check(obj, origin: str) -> Adapter:
-    missing = [a for a in _REQUIRED if not hasattr(obj, a)]
-    if missing:
-        raise AdapterLoadError(f"{origin}: {obj!r} is not an adapter: it lacks {missing} "
+# -- built-ins -----------------------------------------------------------------------------------
+
+def missing(entry: Entry) -> str | None:
+    """Why a built-in adapter cannot load here (its framework is not installed), without importing it."""
+    absent = [m for m in entry.requires if importlib.util.find_spec(m) is None]
+    if absent:
+        return (f"not installed ({', '.join(absent)}): pip install 'bn-conformance[{entry.extra}]' "
+                f"with constraints.txt")
+    return None
+
+
+def framework_version(entry: Entry) -> str:
+    try:
+        return metadata.version(entry.framework)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build(entry: Entry, isolate: bool = False, timeout_s: float | None = None):
+    """The adapter of a registry entry: constructed here, or in a worker process when the
+    entry needs its own environment (``worker_env``) or ``isolate`` is asked for."""
+    from ._worker import Proxy
+    module, _, attr = entry.target.partition(":")
+    kwargs = dict(entry.kwargs)
+    if entry.worker_env or isolate:
+        local = _construct(entry)           # answers supports() without a worker; imports no framework
+        meta = {"name": entry.name, "framework": entry.framework, "convention": local.convention,
+                "capabilities": tuple(getattr(local, "capabilities", ("forward", "running_stats", "grad"))),
+                "default": entry.default, "family": entry.family}
+        if entry.worker_env:               # the child fixes the framework's global state: never import it here
+            meta |= {"version": framework_version(entry), "devices": list(local.devices())}
+        return Proxy(entry.name, "bn_conformance.adapters.loading:instantiate", {"name": entry.name},
+                     env=dict(entry.worker_env), local=local, timeout_s=timeout_s, meta=meta)
+    return _construct(entry)
+
+
+def _construct(entry: Entry):
+    module, _, attr = entry.target.partition(":")
+    cls = getattr(importlib.import_module(f"bn_conformance.adapters.{module}"), attr)
+    obj = cls(**dict(entry.kwargs))
+    obj.name = entry.name
+    obj.default = entry.default
+    if not getattr(obj, "family", None):
+        obj.family = entry.family
+    return obj
+
+
+def instantiate(name: str | None = None, spec: str | None = None):
+    """One adapter, built in this process: a built-in by name, or one adapter of a user spec
+    (``spec`` may end in ``#name``). Used in worker processes."""
+    if name is not None:
+        return _construct(BY_NAME[name])
+    target, _, pick = spec.partition("#")
+    found = from_spec(target)
+    if pick:
+        found = [a for a in found if getattr(a, "name", None) == pick]
+    if len(found) != 1:
+        raise AdapterLoadError(f"{spec!r} names {len(found)} adapters, expected one")
+    return found[0]
+
+
+# -- user code (runs in the worker) --------------------------------------------------------------
+
+def _check(obj, origin: str):
+    absent = [a for a in _REQUIRED if not hasattr(obj, a)]
+    if absent:
+        raise AdapterLoadError(f"{origin}: {obj!r} is not an adapter: it lacks {absent} "
                                f"(see adapters/protocol.py and adapters/template.py)")
     return obj
 
 
-def _materialise(attr, origin: str) -> list[Adapter]:
+def _materialise(attr, origin: str) -> list:
     if inspect.isclass(attr):
         return [_check(attr(), origin)]
     if all(hasattr(attr, a) for a in _REQUIRED):
@@ -46,17 +115,26 @@ def _materialise(attr, origin: str) -> list[Adapter]:
     raise AdapterLoadError(f"{origin}: {attr!r} is neither an adapter class, an adapter, nor a factory")
 
 
-def from_spec(spec: str) -> list[Adapter]:
-    """Adapters named by ``module:Attr`` or ``file.py:Attr``."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise AdapterLoadError(f"--adapter {spec!r}: expected MODULE:NAME or FILE.py:NAME")
+def split_spec(spec: str) -> tuple[str, str, str]:
+    """(target, attribute, pick) of ``target:Attr[#pick]``; raises AdapterLoadError if malformed.
+    The attribute is after the last ":" (a Windows drive letter stays in the target)."""
+    body, _, pick = spec.partition("#") if "#" in spec.rpartition(":")[2] else (spec, "", "")
+    target, sep, attr = body.rpartition(":")
+    if not sep or not target or not attr or not attr.isidentifier():
+        raise AdapterLoadError(f"--adapter {spec!r}: expected MODULE:NAME or FILE.py:NAME (optionally #ADAPTER)")
+    return target, attr, pick
+
+
+def from_spec(spec: str) -> list:
+    """Adapters named by ``module:Attr`` or ``file.py:Attr``: imports and runs user code, so
+    the suite calls this only inside a worker process."""
+    target, attr, _ = split_spec(spec)
     try:
         if target.endswith(".py"):
             path = Path(target).resolve()
-            if not path.exists():
+            if not path.is_file():
                 raise AdapterLoadError(f"--adapter {spec!r}: no file {path}")
-            mod_name = f"bn_user_adapter_{path.stem}"
+            mod_name = f"bn_user_adapter_{abs(hash(str(path)))}"
             module_spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[mod_name] = module
@@ -65,53 +143,92 @@ def from_spec(spec: str) -> list[Adapter]:
             module = importlib.import_module(target)
     except AdapterLoadError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- report any import failure of user code clearly
-        raise AdapterLoadError(f"--adapter {spec!r}: importing {target} failed: {type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:  # noqa: BLE001 -- report any import failure of user code clearly
+        raise AdapterLoadError(f"--adapter {spec!r}: importing {target} failed: {type(exc).__name__}: {exc}") from None
     if not hasattr(module, attr):
         raise AdapterLoadError(f"--adapter {spec!r}: {target} has no attribute {attr!r}")
     return _materialise(getattr(module, attr), spec)
 
 
-def installed(groups=None) -> tuple[dict[str, Adapter], dict[str, str]]:
-    """Built-in adapters (of ``groups``, default all) plus entry points;
-    (adapters by name, reasons for what did not load)."""
-    found, missing = {}, {}
-    for group in (BUILTIN if groups is None else [g for g in BUILTIN if g in groups]):
-        try:
-            for a in load_group(group):
-                found[a.name] = a
-        except ImportError as exc:
-            missing[group] = f"not installed ({type(exc).__name__}: {exc})"
-        except Exception as exc:  # noqa: BLE001 -- a broken framework install is reported, not fatal
-            missing[group] = f"failed to load: {type(exc).__name__}: {exc}"
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            for a in _materialise(ep.load(), f"entry point {ep.name}"):
-                found[a.name] = a
-        except Exception as exc:  # noqa: BLE001
-            missing[f"entry point {ep.name}"] = f"{type(exc).__name__}: {exc}"
-    return found, missing
+def describe_spec(spec: str) -> list[dict]:
+    """Worker side of ``discover``: the metadata of every adapter a spec yields."""
+    from ._worker import _meta
+    return [_meta(a) for a in from_spec(spec)]
 
 
-def instantiate(spec: str):
-    """One adapter by installed name or MODULE:NAME / FILE.py:NAME (the spec names a single
-    adapter, or ``spec#name`` picks one of a factory's adapters). Used in worker processes."""
-    from . import groups_for
-    spec, _, pick = spec.partition("#")
-    found = from_spec(spec) if ":" in spec else [installed(set(groups_for(spec)))[0][spec]]
+class _Describer:
+    """A worker's adapter that only describes a spec (``discover``)."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    def describe(self) -> list[dict]:
+        return describe_spec(self.spec)
+
+
+def discover(spec: str, timeout_s: float) -> list:
+    """Proxies for the adapters of a user spec, learned in a worker process (never imported
+    here). Raises AdapterLoadError with the worker's reason."""
+    from ._worker import Proxy, WorkerError
+    target, attr, pick = split_spec(spec)
+    if target.endswith(".py"):
+        if not Path(target).is_file():
+            raise AdapterLoadError(f"--adapter {spec!r}: no file {Path(target).resolve()}")
+        target = str(Path(target).resolve())
+    full = f"{target}:{attr}"
+    probe = Proxy(f"discover {spec}", "bn_conformance.adapters.loading:_Describer", {"spec": full},
+                  timeout_s=timeout_s, start_timeout_s=timeout_s)
+    try:
+        metas = probe._call("describe")
+    except WorkerError as exc:
+        raise AdapterLoadError(f"--adapter {spec!r}: the adapter could not be loaded in its worker: {exc}") from None
+    finally:
+        probe.close()
+    if not isinstance(metas, list):
+        raise AdapterLoadError(f"--adapter {spec!r}: the worker described {type(metas).__name__}, not a list")
     if pick:
-        found = [a for a in found if a.name == pick]
-    if len(found) != 1:
-        raise AdapterLoadError(f"{spec!r}{'#' + pick if pick else ''} names {len(found)} adapters, expected one")
-    return found[0]
+        metas = [m for m in metas if isinstance(m, dict) and m.get("name") == pick]
+        if not metas:
+            raise AdapterLoadError(f"--adapter {spec!r}: no adapter named {pick!r} there")
+    out = []
+    for m in metas:
+        bad = problems(m)
+        if bad:
+            raise AdapterLoadError(f"--adapter {spec!r}: adapter {str(m.get('name'))[:80]!r}: " + "; ".join(bad))
+        out.append(Proxy(m["name"], "bn_conformance.adapters.loading:instantiate",
+                         {"spec": f"{full}#{m['name']}"}, timeout_s=timeout_s, meta=m))
+    return out
 
 
-def isolated(adapter, spec: str, timeout_s: float):
-    """``adapter`` run in its own worker process, with a per-call time limit."""
-    from ._worker import Proxy
-    if getattr(adapter, "_isolated", False):
-        return adapter
-    p = Proxy(adapter.name, adapter.framework, adapter.convention, target="adapters.loading:instantiate",
-              kwargs={"spec": f"{spec}#{adapter.name}"}, timeout_s=timeout_s)
-    p._isolated = True
-    return p
+def problems(meta: dict) -> list[str]:
+    """What is wrong with an adapter's declared metadata (empty: nothing)."""
+    from bn_conformance.reference import presets
+    from bn_conformance.vocab import CAPABILITIES
+    out = []
+    name = meta.get("name")
+    if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable():
+        out.append(f"name must be a printable string of at most 200 characters, got {str(name)[:80]!r}")
+    for key in ("framework", "convention", "version"):
+        if not isinstance(meta.get(key), str) or not meta.get(key):
+            out.append(f"{key} must be a non-empty string, got {str(meta.get(key))[:80]!r}")
+    if isinstance(meta.get("convention"), str) and meta["convention"] not in presets():
+        out.append(f"convention {meta['convention']!r} is not a preset in reference/conventions.toml "
+                   f"(known: {', '.join(sorted(presets()))})")
+    devs = meta.get("devices")
+    if not isinstance(devs, list) or not all(isinstance(d, str) for d in devs):
+        out.append(f"devices() must return a list of device names, got {str(devs)[:80]!r}")
+    elif set(devs) - set(DEVICES):
+        out.append(f"devices() returned unknown device name(s) {sorted(set(devs) - set(DEVICES))}; known: {DEVICES}")
+    caps = meta.get("capabilities")
+    if not isinstance(caps, (list, tuple)) or set(caps) - set(CAPABILITIES) or "forward" not in caps:
+        out.append(f"capabilities must be a subset of {CAPABILITIES} including 'forward', got {str(caps)[:80]!r}")
+    return out
+
+
+def entry_point_specs() -> dict[str, str]:
+    """Installed entry points of ``ENTRY_POINT_GROUP``: {entry point name: 'module:attr'}."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+__all__ = ["AdapterLoadError", "DEVICES", "ENTRIES", "ENTRY_POINT_GROUP", "build", "discover", "entry_point_specs",
+           "framework_version", "from_spec", "instantiate", "missing", "problems", "split_spec"]

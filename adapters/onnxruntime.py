@@ -43,6 +43,7 @@ import ml_dtypes
 import numpy as np
 
 from .protocol import Problem
+from .scenario import Hooks, Step
 
 _NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
 
@@ -104,12 +105,15 @@ def _kernel_missing(opset: int, dtype: str, training: bool) -> str | None:
     return None
 
 
-class OnnxRuntime:
+class OnnxRuntime(Hooks):
     framework = "onnxruntime"
+    family = "onnx"
     convention = "onnx"
-    name = "onnxruntime.opset15"
-    opset = 15
     capabilities = ("forward", "running_stats")   # no gradients: see module docstring
+
+    def __init__(self, opset: int = 15):
+        self.opset = opset
+        self.name = f"onnxruntime.opset{opset}"
 
     def version(self) -> str:
         import onnxruntime
@@ -125,6 +129,8 @@ class OnnxRuntime:
             return "ONNX BatchNormalization has an exponential moving average only (momentum attribute)"
         if pb.mode == "frozen":
             return "ONNX has no parameter freezing: a graph has no trainable state (training_mode=0 is 'infer')"
+        if pb.replicas:
+            return "an ONNX graph runs on one device: no cross-replica statistics"
         training = pb.mode == "train" or not pb.track_running_stats
         needed = {training} | ({False} if pb.mode == "train" and pb.track_running_stats else set())  # y_eval
         for tr in sorted(needed):
@@ -134,46 +140,35 @@ class OnnxRuntime:
                        f"X {pb.dtype}, training={tr} (measured: {missing})"
         return None
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+    # -- hooks: the "layer" is the model's running-statistics inputs, fed back after each step --
+    def create(self, pb: Problem, device: str):
         tx, tp, ts = (_NP[t] for t in _types(self.opset, pb.dtype))
-        nd, d = len(pb.shape), 1.0 - pb.momentum
-        g, b = pb.gamma.astype(tp), pb.beta.astype(tp)
+        # the "framework's initial statistics" are the caller's initialisers: the preset's 0 and 1
+        return {"pb": pb, "types": (tx, tp, ts), "g": pb.gamma.astype(tp), "b": pb.beta.astype(tp),
+                "rm": np.zeros(pb.channels, ts) if pb.track_running_stats else None,
+                "rv": np.ones(pb.channels, ts) if pb.track_running_stats else None}
 
-        def call(x, rm, rv, training):
-            sess = _session(self.opset, pb.dtype, nd, d, pb.eps, training)
-            return sess.run(None, {"X": x.astype(tx), "scale": g, "B": b, "mean": rm, "var": rv})
+    def load_stats(self, layer, mean, var):
+        ts = layer["types"][2]
+        layer["rm"], layer["rv"] = np.asarray(mean).astype(ts), np.asarray(var).astype(ts)
+        return layer
 
-        f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
-        out: dict[str, list] = {}
-        if pb.mode == "train":
-            # the "framework's initial statistics" are the caller's initialisers: the preset's 0 and 1
-            rm, rv = np.zeros(pb.channels, ts), np.ones(pb.channels, ts)
-            for k in range(pb.steps):
-                res = call(pb.x[k], rm, rv, True)
-                out.setdefault("y", []).append(f64(res[0]))
-                if pb.track_running_stats:
-                    rm, rv = res[1], res[2]
-                    out.setdefault("running_mean", []).append(f64(rm))
-                    out.setdefault("running_var", []).append(f64(rv))
-                if self.opset < 14:
-                    out.setdefault("batch_mean", []).append(f64(res[3]))
-            res = {k: np.stack(v) for k, v in out.items()}
-            last = pb.x[pb.steps - 1]
-            res["y_eval"] = f64(call(last, rm, rv, not pb.track_running_stats)[0])
-            return res
-        if pb.track_running_stats:
-            rm, rv = pb.running_mean.astype(ts), pb.running_var.astype(ts)
-            y = call(pb.x[0], rm, rv, False)[0]
-            return {"y": f64(y)[None], "running_mean": f64(rm)[None], "running_var": f64(rv)[None]}
-        y = call(pb.x[0], np.zeros(pb.channels, ts), np.ones(pb.channels, ts), True)[0]
-        return {"y": f64(y)[None]}
+    def forward(self, layer, x, dy, training):
+        pb = layer["pb"]
+        tx, _, ts = layer["types"]
+        track = layer["rm"] is not None
+        batch_stats = training or not track       # no running statistics: the training-mode node
+        rm = layer["rm"] if track else np.zeros(pb.channels, ts)
+        rv = layer["rv"] if track else np.ones(pb.channels, ts)
+        sess = _session(self.opset, pb.dtype, len(pb.shape), 1.0 - pb.momentum, pb.eps, batch_stats)
+        res = sess.run(None, {"X": np.asarray(x).astype(tx), "scale": layer["g"], "B": layer["b"], "mean": rm,
+                              "var": rv})
+        step = Step(res[0])
+        if training and track:
+            layer["rm"], layer["rv"] = res[1], res[2]
+        if training and self.opset < 14:
+            step.batch_mean = res[3]
+        return step, layer
 
-
-def _variant(opset: int):
-    return type(f"OnnxRuntimeOpset{opset}", (OnnxRuntime,), {"opset": opset, "name": f"onnxruntime.opset{opset}"})()
-
-
-def adapters():
-    import onnx  # noqa: F401 -- ImportError here means the framework is not installed
-    import onnxruntime  # noqa: F401
-    return [_variant(9), _variant(14), _variant(15)]
+    def stats(self, layer):
+        return layer["rm"], layer["rv"]

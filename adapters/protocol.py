@@ -4,34 +4,38 @@ An adapter knows its framework and nothing of tolerances, references or reports.
 Everything that crosses the boundary is picklable (a dataclass of numbers, strings
 and NumPy arrays), so an adapter can run in another process.
 
-The scenario an adapter plays for a ``Problem`` depends on ``mode``:
+Most adapters subclass ``adapters.scenario.Hooks`` and fill in five framework hooks; the
+scenario itself (what "train", "infer", "frozen" and "fresh" mean, which outputs are
+recorded when) is written once there. An adapter may instead implement ``run`` itself
+(a converted model, a runtime that cannot hold state between calls) and must then play
+the same scenario:
 
-  "train"   K = steps training steps on x[0..K-1], starting from the framework's own
-            initial running statistics. At each step: forward in training mode,
-            backward with upstream gradient dy[k]; record y, dx, dgamma, dbeta and the
-            running statistics after the step. Parameters are not updated. Then one
-            inference-mode forward on x[K-1]: y_eval.
-  "infer"   set running statistics to running_mean/running_var; one inference-mode
-            forward and backward on x[0] with dy[0]; record y, dx, dgamma, dbeta and the
-            running statistics afterwards (they must be unchanged).
-  "frozen"  set running statistics as in "infer"; freeze the layer the way the
-            framework's users do (Keras: trainable=False; PyTorch: requires_grad_(False)
-            on the parameters); then K = steps training-mode calls on x[k] with dy[k];
-            record y, dx and the running statistics after each call.
+  "train"   K = steps training-mode calls on x[0..K-1] from the framework's own initial
+            running statistics (or from the supplied ones, when given), each with its
+            backward pass for the upstream gradient dy[k]; y, dx, dgamma, dbeta and the
+            running statistics after each call. Parameters are not updated. Then one
+            inference-mode call on x[K-1]: y_eval.
+  "infer"   supplied running statistics; one inference-mode call and backward on x[0]
+            with dy[0]; the running statistics afterwards (they must be unchanged).
+  "frozen"  supplied running statistics; the framework's idiomatic freeze (Keras:
+            trainable=False; PyTorch: requires_grad_(False) on the parameters); K
+            training-mode calls; y, dx and the running statistics after each call.
+  "fresh"   the layer exactly as the framework creates it, no statistics supplied; one
+            inference-mode call and backward on x[0].
 
-Outputs (a dict; leave out what the framework cannot produce, and say so in
-``supports`` if that makes the case meaningless):
+Outputs (a dict of float arrays; leave out what the framework cannot produce, and say so
+in ``supports`` if that makes the case meaningless; ``vocab.OUTPUTS`` lists them):
 
-  y, dx                  (K, *shape)  K = 1 for "infer"
-  dgamma, dbeta          (K, C)       only when affine
-  running_mean, running_var  (K, C)   state after each step, when tracked
-  y_eval                 (*shape)     "train" only
-  batch_mean, batch_var  (K, C)       only if the API returns them (fused kernels)
+  y, dx                      (K, *shape)  K = 1 for "infer" and "fresh"
+  dgamma, dbeta              (K, C)       only when affine
+  running_mean, running_var  (K, C)       state after each call, when tracked
+  y_eval                     (*shape)     "train" only
+  batch_mean, batch_var      (K, C)       only if the API returns them (fused kernels)
 
-Inputs are float arrays holding values exactly representable in ``dtype``; bfloat16
-values arrive in float32 arrays. ``momentum`` is the weight f of the NEW batch
-statistic (PyTorch's convention); None means a cumulative average. An adapter whose
-API uses the old-value weight d passes d = 1 - f.
+Inputs are read-only float arrays holding values exactly representable in ``dtype``;
+bfloat16 values arrive in float32 arrays (``vocab.DType.carrier``). ``momentum`` is the
+weight f of the NEW batch statistic (PyTorch's convention); None means a cumulative
+average. An adapter whose API uses the old-value weight d passes d = 1 - f.
 """
 from __future__ import annotations
 
@@ -40,13 +44,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-OUTPUT_NAMES = ("y", "dx", "dgamma", "dbeta", "running_mean", "running_var", "y_eval", "batch_mean", "batch_var")
+from bn_conformance.vocab import CAPABILITIES, OUTPUT_NAMES, param_dtype  # noqa: F401 -- re-exported
 
 
 @dataclass
 class Problem:
     case_id: str
-    mode: str                     # "train" | "infer" | "frozen"
+    mode: str                     # "train" | "infer" | "frozen" | "fresh"
     dtype: str                    # "float16" | "bfloat16" | "float32" | "float64"
     layout: str                   # e.g. "nchw", "nhwc"; the channel axis is channel_axis
     shape: tuple[int, ...]
@@ -60,8 +64,9 @@ class Problem:
     dy: np.ndarray                # (K, *shape)
     gamma: np.ndarray             # (C,)
     beta: np.ndarray              # (C,)
-    running_mean: np.ndarray | None = None   # (C,) given for "infer"/"frozen"
+    running_mean: np.ndarray | None = None   # (C,) supplied statistics ("infer", "frozen", or train from given)
     running_var: np.ndarray | None = None
+    replicas: tuple[int, ...] | None = None  # per-replica batch sizes (synchronised batch norm), or None
 
     @property
     def axis(self) -> int:
@@ -74,8 +79,8 @@ class Problem:
     @property
     def param_dtype(self) -> str:
         """Parameters and running statistics: float32 for 16-bit inputs (mixed precision,
-        as frameworks keep them), otherwise the input dtype."""
-        return "float32" if self.dtype in ("float16", "bfloat16") else self.dtype
+        as frameworks keep them), otherwise the input dtype (``vocab.DType.param``)."""
+        return param_dtype(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -89,23 +94,30 @@ class Target:
         return f"{self.adapter}@{self.device}"
 
 
-CAPABILITIES = ("forward", "running_stats", "grad")
-
-
 @runtime_checkable
 class Adapter(Protocol):
+    """Required: name, framework, convention, version(), devices(), supports(), run().
+
+    Optional attributes (the suite reads them with these defaults):
+      capabilities  subset of ``CAPABILITIES``; default all. An adapter without "grad"
+                    (an inference runtime) returns no dx/dgamma/dbeta and the suite does
+                    not require them.
+      default       False: opt-in (run with --adapter NAME or --all-adapters); default True
+      family        backend family for markers and the report (e.g. "torch"); default the framework
+      device_name(device) -> str   a readable name of the device (GPU model), for the report
+    """
     name: str           # unique variant name, e.g. "torch.nn"
     framework: str      # distribution name, e.g. "torch"
     convention: str     # preset name in reference/conventions.toml
-    # Optional: ``capabilities``, a subset of CAPABILITIES (default: all). An adapter
-    # without "grad" (an inference runtime) returns no dx/dgamma/dbeta, and the suite
-    # does not require them; results say which checks ran.
 
     def version(self) -> str: ...
     def devices(self) -> list[str]: ...
     def supports(self, problem: Problem, device: str) -> str | None:
         """None if the case can run; otherwise the reason it cannot (becomes a skip)."""
     def run(self, problem: Problem, device: str) -> dict[str, np.ndarray]: ...
+
+
+OPTIONAL = {"capabilities": CAPABILITIES, "default": True}
 
 
 @dataclass
@@ -116,15 +128,6 @@ class AdapterInfo:
     version: str
     convention: str
     devices: list[str] = field(default_factory=list)
-
-
-def scenario(pb: Problem, record, evaluate):
-    """Play ``pb.mode``'s scenario (module docstring): ``record(k, training)`` makes and
-    records one call on x[k]; ``evaluate(k)`` returns the inference output on x[k]. Returns
-    y_eval for "train", else None."""
-    if pb.mode == "infer":
-        record(0, False)
-        return None
-    for k in range(pb.steps):          # "train", or "frozen" (frozen layer, training-mode calls)
-        record(k, True)
-    return evaluate(pb.steps - 1) if pb.mode == "train" else None
+    capabilities: tuple[str, ...] = CAPABILITIES
+    family: str = ""
+    origin: str = "built-in"      # built-in | external spec | entry point

@@ -4,15 +4,17 @@ Conventions: preset "pytorch" (reference/conventions.toml). The case's momentum 
 PyTorch's own ``momentum`` (new-batch weight); f = None is PyTorch's cumulative average.
 16-bit inputs run with float32 parameters and running statistics (mixed precision, as
 torch.autocast leaves batch_norm in float32 parameters); outputs come back in the
-input dtype.
+input dtype. The scenario is adapters/scenario.py's; these are its hooks.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .protocol import Problem
-
-_DT = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64"}
+from .scenario import Hooks, Step
 
 
 def _torch():
@@ -20,16 +22,10 @@ def _torch():
     return torch
 
 
-def _np(t) -> np.ndarray:
-    t = t.detach().cpu()
-    if t.dtype in (_torch().bfloat16, _torch().float16):
-        t = t.float()
-    return t.numpy().copy()
-
-
-class _Base:
+class _Base(Hooks):
     framework = "torch"
     convention = "pytorch"
+    family = "torch"
 
     def version(self) -> str:
         return _torch().__version__
@@ -48,16 +44,26 @@ class _Base:
         if pb.axis != 1:
             return ("PyTorch batch norm normalises axis 1 only (torch.nn.BatchNorm2d docs: input (N, C, H, W)); "
                     "channels-last data is a memory format, covered by the torch.nn.channels_last variant")
+        if pb.replicas:
+            return ("torch.nn.SyncBatchNorm cannot train on CPU: its forward raises 'SyncBatchNorm expected input "
+                    "tensor to be on GPU' (torch/nn/modules/batchnorm.py SyncBatchNorm.forward) and aten::"
+                    "batch_norm_stats has no CPU kernel (measured, torch 2.13.0)")
         return None
 
-    def _tensor(self, a, pb: Problem, device: str, grad=False):
+    def tensor(self, a, pb: Problem, device: str, dtype: str | None = None, grad: bool = False):
+        """A copy of a NumPy array as a tensor of the case's dtype (or ``dtype``) on ``device``."""
         torch = _torch()
-        t = torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=getattr(torch, _DT[pb.dtype]))
-        t = self._layout(t)
-        return t.requires_grad_(grad) if grad else t
+        t = torch.tensor(np.ascontiguousarray(a), device=device).to(getattr(torch, dtype or pb.dtype))
+        t = self.layout(t) if t.dim() == len(pb.shape) else t
+        return t.requires_grad_(True) if grad else t
 
-    def _layout(self, t):
+    def layout(self, t):
         return t
+
+    def to_numpy(self, t) -> np.ndarray:
+        if isinstance(t, np.ndarray):
+            return t.astype(np.float64)
+        return t.detach().to("cpu", _torch().float64).numpy()
 
 
 class NnModule(_Base):
@@ -65,63 +71,57 @@ class NnModule(_Base):
 
     name = "torch.nn"
 
-    def _module(self, pb: Problem, device: str):
+    def module(self, pb: Problem, device: str):
         torch = _torch()
         cls = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d, 4: torch.nn.BatchNorm2d, 5: torch.nn.BatchNorm3d}[len(pb.shape)]
         m = cls(pb.channels, eps=pb.eps, momentum=pb.momentum, affine=pb.affine,
                 track_running_stats=pb.track_running_stats, device=device, dtype=getattr(torch, pb.param_dtype))
         if pb.affine:
             with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(pb.gamma))
-                m.bias.copy_(torch.from_numpy(pb.beta))
-        if pb.running_mean is not None and pb.track_running_stats:
-            with torch.no_grad():
-                m.running_mean.copy_(torch.from_numpy(pb.running_mean))
-                m.running_var.copy_(torch.from_numpy(pb.running_var))
+                m.weight.copy_(torch.tensor(np.asarray(pb.gamma)))
+                m.bias.copy_(torch.tensor(np.asarray(pb.beta)))
         return m
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+    # -- hooks ---------------------------------------------------------------------------------
+    def create(self, pb: Problem, device: str):
+        return _Layer(self.module(pb, device), pb, device)
+
+    def load_stats(self, layer, mean, var):
         torch = _torch()
-        m = self._module(pb, device)
-        out: dict[str, list] = {}
+        with torch.no_grad():
+            layer.m.running_mean.copy_(torch.tensor(np.asarray(mean)))
+            layer.m.running_var.copy_(torch.tensor(np.asarray(var)))
+        return layer
 
-        def record(y, x, stats=True):
-            out.setdefault("y", []).append(_np(y))
-            out.setdefault("dx", []).append(_np(x.grad))
-            if pb.affine and m.weight.requires_grad:
-                out.setdefault("dgamma", []).append(_np(m.weight.grad))
-                out.setdefault("dbeta", []).append(_np(m.bias.grad))
-                m.weight.grad = m.bias.grad = None
-            if stats and pb.track_running_stats:
-                out.setdefault("running_mean", []).append(_np(m.running_mean))
-                out.setdefault("running_var", []).append(_np(m.running_var))
+    def freeze(self, layer):   # what PyTorch users do to freeze a layer: the mode is untouched
+        for p in layer.m.parameters():
+            p.requires_grad_(False)
+        return layer
 
-        def step(k):
-            x = self._tensor(pb.x[k], pb, device, grad=True)
-            y = m(x)
-            y.backward(self._tensor(pb.dy[k], pb, device))
-            return y, x
-
-        if pb.mode == "train":
-            m.train()
-            for k in range(pb.steps):
-                record(*step(k))
-            m.eval()
+    def forward(self, layer, x, dy, training):
+        torch, m, pb = _torch(), layer.m, layer.pb
+        m.train(training)
+        if dy is None:
             with torch.no_grad():
-                y_eval = _np(m(self._tensor(pb.x[pb.steps - 1], pb, device)))
-        elif pb.mode == "infer":
-            m.eval()
-            record(*step(0))
-        else:  # frozen: what PyTorch users do to freeze a layer
-            for p in m.parameters():
-                p.requires_grad_(False)
-            m.train()
-            for k in range(pb.steps):
-                record(*step(k))
-        res = {k: np.stack(v) for k, v in out.items()}
-        if pb.mode == "train":
-            res["y_eval"] = y_eval
-        return res
+                return Step(m(self.tensor(x, pb, layer.device))), layer
+        xt = self.tensor(x, pb, layer.device, grad=True)
+        y = m(xt)
+        y.backward(self.tensor(dy, pb, layer.device))
+        step = Step(y, xt.grad)
+        if pb.affine and m.weight.requires_grad:
+            step.dgamma, step.dbeta = m.weight.grad.clone(), m.bias.grad.clone()
+            m.weight.grad = m.bias.grad = None
+        return step, layer
+
+    def stats(self, layer):
+        return layer.m.running_mean.clone(), layer.m.running_var.clone()
+
+
+@dataclass
+class _Layer:
+    m: Any
+    pb: Problem
+    device: str
 
 
 class ChannelsLast(NnModule):
@@ -134,14 +134,14 @@ class ChannelsLast(NnModule):
             return "channels_last memory format exists for rank-4 and rank-5 tensors only"
         return super().supports(pb, device)
 
-    def _layout(self, t):
+    def layout(self, t):
         torch = _torch()
         fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
         return t.contiguous(memory_format=fmt)
 
 
 class Functional(_Base):
-    """torch.nn.functional.batch_norm with explicit tensors."""
+    """torch.nn.functional.batch_norm with explicit tensors: the layer is the tensors."""
 
     name = "torch.functional"
 
@@ -157,43 +157,42 @@ class Functional(_Base):
         under test; variants (torch.compile) replace it."""
         return _torch().nn.functional.batch_norm
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+    def create(self, pb: Problem, device: str):
         torch = _torch()
-        bn = self.batch_norm(pb)
-        pdt = getattr(torch, pb.param_dtype)
-        if pb.track_running_stats:
-            if pb.running_mean is not None:
-                rm = torch.tensor(pb.running_mean, dtype=pdt, device=device)
-                rv = torch.tensor(pb.running_var, dtype=pdt, device=device)
-            else:  # the module's initial values (reset_running_stats)
-                rm = torch.zeros(pb.channels, dtype=pdt, device=device)
-                rv = torch.ones(pb.channels, dtype=pdt, device=device)
-        else:
-            rm = rv = None
-        w = torch.tensor(pb.gamma, dtype=pdt, device=device, requires_grad=True) if pb.affine else None
-        b = torch.tensor(pb.beta, dtype=pdt, device=device, requires_grad=True) if pb.affine else None
-        training = pb.mode == "train" or not pb.track_running_stats
-        out: dict[str, list] = {}
-        steps = pb.steps if pb.mode == "train" else 1
-        for k in range(steps):
-            x = self._tensor(pb.x[k], pb, device, grad=True)
-            y = bn(x, rm, rv, w, b, training, pb.momentum, pb.eps)
-            y.backward(self._tensor(pb.dy[k], pb, device))
-            out.setdefault("y", []).append(_np(y))
-            out.setdefault("dx", []).append(_np(x.grad))
-            if pb.affine:
-                out.setdefault("dgamma", []).append(_np(w.grad))
-                out.setdefault("dbeta", []).append(_np(b.grad))
-                w.grad = b.grad = None
-            if rm is not None:
-                out.setdefault("running_mean", []).append(_np(rm))
-                out.setdefault("running_var", []).append(_np(rv))
-        res = {k: np.stack(v) for k, v in out.items()}
-        if pb.mode == "train":
+        pdt = pb.param_dtype
+        # the module's initial values (reset_running_stats): zeros and ones
+        rm = self.tensor(np.zeros(pb.channels), pb, device, pdt) if pb.track_running_stats else None
+        rv = self.tensor(np.ones(pb.channels), pb, device, pdt) if pb.track_running_stats else None
+        w = self.tensor(pb.gamma, pb, device, pdt, grad=True) if pb.affine else None
+        b = self.tensor(pb.beta, pb, device, pdt, grad=True) if pb.affine else None
+        return {"rm": rm, "rv": rv, "w": w, "b": b, "pb": pb, "device": device, "bn": self.batch_norm(pb),
+                "torch": torch}
+
+    def load_stats(self, layer, mean, var):
+        pb, dev = layer["pb"], layer["device"]
+        layer["rm"] = self.tensor(mean, pb, dev, pb.param_dtype)
+        layer["rv"] = self.tensor(var, pb, dev, pb.param_dtype)
+        return layer
+
+    def forward(self, layer, x, dy, training):
+        torch, pb, dev = layer["torch"], layer["pb"], layer["device"]
+        rm, rv, w, b = layer["rm"], layer["rv"], layer["w"], layer["b"]
+        batch_stats = training or rm is None      # no running statistics: batch statistics in every mode
+        if dy is None:
             with torch.no_grad():
-                x = self._tensor(pb.x[pb.steps - 1], pb, device)
-                res["y_eval"] = _np(bn(x, rm, rv, w, b, rm is None, 0.0, pb.eps))
-        return res
+                return Step(layer["bn"](self.tensor(x, pb, dev), rm, rv, w, b, batch_stats, pb.momentum,
+                                        pb.eps)), layer
+        xt = self.tensor(x, pb, dev, grad=True)
+        y = layer["bn"](xt, rm, rv, w, b, batch_stats, pb.momentum, pb.eps)
+        y.backward(self.tensor(dy, pb, dev))
+        step = Step(y, xt.grad)
+        if w is not None:
+            step.dgamma, step.dbeta = w.grad.clone(), b.grad.clone()
+            w.grad = b.grad = None
+        return step, layer
+
+    def stats(self, layer):
+        return layer["rm"].clone(), layer["rv"].clone()
 
 
 class NativeCuda(NnModule):
@@ -210,8 +209,3 @@ class NativeCuda(NnModule):
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
         with _torch().backends.cudnn.flags(enabled=False):
             return super().run(pb, device)
-
-
-def adapters():
-    _torch()  # ImportError here means the framework is not installed
-    return [NnModule(), ChannelsLast(), Functional(), NativeCuda()]

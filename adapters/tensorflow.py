@@ -29,6 +29,7 @@ Conventions used here:
   * track_running_stats=False: the caller keeps no averages and normalises with batch
     statistics in every mode (a stateless API expresses this directly).
   * Frozen mode: skipped; a stateless op has no freeze, the caller passes statistics.
+The scenario is adapters/scenario.py's; the "layer" here is the caller's variables.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from functools import lru_cache
 import numpy as np
 
 from .protocol import Problem
+from .scenario import Hooks, Step
 
 _FUSED_FORMAT = {"nchw": "NCHW", "nhwc": "NHWC", "ncdhw": "NCDHW", "ndhwc": "NDHWC"}
 
@@ -54,18 +56,12 @@ def _tf():
 def _in(a, dtype: str):
     """A float array (values exact in dtype) as a TF tensor of dtype."""
     tf = _tf()
-    return tf.cast(tf.constant(np.ascontiguousarray(a)), getattr(tf, dtype))
+    return tf.cast(tf.constant(np.array(a)), getattr(tf, dtype))
 
 
-def _np(t) -> np.ndarray:
-    tf = _tf()
-    if t.dtype in (tf.float16, tf.bfloat16):
-        t = tf.cast(t, tf.float32)
-    return t.numpy().copy()
-
-
-class _Base:
+class _Base(Hooks):
     framework = "tensorflow"
+    family = "tensorflow"
 
     def version(self) -> str:
         return _tf().__version__
@@ -82,7 +78,16 @@ class _Base:
                     "decay (tf.compat.v1.train.assign_moving_average) / exponential_avg_factor (fused_batch_norm)")
         if pb.mode == "frozen":
             return "stateless API: there is no layer to freeze; the caller chooses which statistics to pass"
+        if pb.replicas:
+            return "stateless ops: cross-replica statistics are the caller's (the Keras layers' synchronized=True)"
         return None
+
+    def to_numpy(self, t) -> np.ndarray:
+        return np.asarray(_tf().cast(t, _tf().float64).numpy())
+
+    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
+        with _tf().device(self._dev(device)):
+            return super().run(pb, device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,46 +165,35 @@ class TfNn(_Base):
             return _xla_fns()
         return _nn_train_step, _nn_step
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
-        tf = _tf()
+    def create(self, pb: Problem, device: str):
+        tf, pdt = _tf(), pb.param_dtype
+        layer = {"pb": pb, "gamma": _in(pb.gamma, pdt) if pb.affine else None,
+                 "beta": _in(pb.beta, pdt) if pb.affine else None, "rm": None, "rv": None}
+        if pb.track_running_stats:   # the caller's variables, initialised as Keras does: zeros and ones
+            layer["rm"] = tf.Variable(_in(np.zeros(pb.channels), pdt), trainable=False)
+            layer["rv"] = tf.Variable(_in(np.ones(pb.channels), pdt), trainable=False)
+        return layer
+
+    def load_stats(self, layer, mean, var):
+        pdt = layer["pb"].param_dtype
+        layer["rm"].assign(_in(mean, pdt))
+        layer["rv"].assign(_in(var, pdt))
+        return layer
+
+    def forward(self, layer, x, dy, training):
+        pb = layer["pb"]
         train_fn, step_fn = self._fns()
-        pdt, ax = pb.param_dtype, pb.axis
-        with tf.device(self._dev(device)):
-            gamma = _in(pb.gamma, pdt) if pb.affine else None
-            beta = _in(pb.beta, pdt) if pb.affine else None
-            track = pb.track_running_stats
-            if track:
-                rm0 = pb.running_mean if pb.running_mean is not None else np.zeros(pb.channels)  # Keras' initial values
-                rv0 = pb.running_var if pb.running_var is not None else np.ones(pb.channels)
-                rm_var = tf.Variable(_in(rm0, pdt), trainable=False)
-                rv_var = tf.Variable(_in(rv0, pdt), trainable=False)
-            else:
-                rm_var = rv_var = None
-            out: dict[str, list] = {}
+        xt = _in(x, pb.dtype)
+        dyt = _in(dy if dy is not None else np.zeros(pb.shape), pb.dtype)
+        args = (layer["gamma"], layer["beta"], layer["rm"], layer["rv"])
+        if training:
+            y, dx, dg, db = train_fn(xt, dyt, *args, pb.eps, pb.axis, pb.momentum)
+        else:   # inference: the moving averages, or the batch's statistics when the caller keeps none
+            y, dx, dg, db = step_fn(xt, dyt, *args, layer["rm"] is None, pb.eps, pb.axis)[:4]
+        return Step(y, dx, dg, db), layer
 
-            def record(y, dx, dg, db):
-                out.setdefault("y", []).append(_np(y))
-                out.setdefault("dx", []).append(_np(dx))
-                if pb.affine:
-                    out.setdefault("dgamma", []).append(_np(dg))
-                    out.setdefault("dbeta", []).append(_np(db))
-                if track:
-                    out.setdefault("running_mean", []).append(_np(rm_var))
-                    out.setdefault("running_var", []).append(_np(rv_var))
-
-            x = [_in(pb.x[k], pb.dtype) for k in range(pb.steps)]
-            dy = [_in(pb.dy[k], pb.dtype) for k in range(pb.steps)]
-            if pb.mode == "train":
-                for k in range(pb.steps):
-                    record(*train_fn(x[k], dy[k], gamma, beta, rm_var, rv_var, pb.eps, ax, pb.momentum))
-                last = pb.steps - 1
-                y_eval = step_fn(x[last], dy[last], gamma, beta, rm_var, rv_var, not track, pb.eps, ax)[0]
-            else:  # infer
-                record(*step_fn(x[0], dy[0], gamma, beta, rm_var, rv_var, not track, pb.eps, ax)[:4])
-        res = {k: np.stack(v) for k, v in out.items()}
-        if pb.mode == "train":
-            res["y_eval"] = _np(y_eval)
-        return res
+    def stats(self, layer):
+        return layer["rm"].value(), layer["rv"].value()
 
 
 class TfNnXla(TfNn):
@@ -225,66 +219,47 @@ class TfFused(_Base):
                     "InvalidArgumentError, TF 2.21)")
         return super().supports(pb, device)
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
-        tf = _tf()
-        fmt, track = _FUSED_FORMAT[pb.layout], pb.track_running_stats
-        with tf.device(self._dev(device)):
-            # the op needs scale/offset even without affine: ones/zeros, as tf-keras passes
-            # (tf_keras/src/layers/normalization/batch_normalization.py _fused_batch_norm)
-            gamma, beta = _in(pb.gamma, "float32"), _in(pb.beta, "float32")
-            if track:
-                rm = _in(pb.running_mean if pb.running_mean is not None else np.zeros(pb.channels), "float32")
-                rv = _in(pb.running_var if pb.running_var is not None else np.ones(pb.channels), "float32")
-            else:
-                rm = rv = tf.constant([], tf.float32)  # as nn_impl.fused_batch_norm passes "no statistics"
+    def create(self, pb: Problem, device: str):
+        # the op needs scale/offset even without affine: ones/zeros, as tf-keras passes
+        # (tf_keras/src/layers/normalization/batch_normalization.py _fused_batch_norm)
+        layer = {"pb": pb, "gamma": _in(pb.gamma, "float32"), "beta": _in(pb.beta, "float32")}
+        if pb.track_running_stats:
+            layer["rm"], layer["rv"] = _in(np.zeros(pb.channels), "float32"), _in(np.ones(pb.channels), "float32")
+        else:
+            layer["rm"] = layer["rv"] = None
+        return layer
 
-            def step(k, training, factor):
-                x, dy = _in(pb.x[k], pb.dtype), _in(pb.dy[k], pb.dtype)
-                with tf.GradientTape() as tape:
-                    tape.watch([x, gamma, beta])
-                    r = tf.raw_ops.FusedBatchNormV3(x=x, scale=gamma, offset=beta, mean=rm, variance=rv,
-                                                    epsilon=pb.eps, exponential_avg_factor=factor,
-                                                    data_format=fmt, is_training=training)
-                dx, dg, db = tape.gradient(r[0], [x, gamma, beta], output_gradients=dy)
-                return r, dx, dg, db
+    def load_stats(self, layer, mean, var):
+        layer["rm"], layer["rv"] = _in(mean, "float32"), _in(var, "float32")
+        return layer
 
-            out: dict[str, list] = {}
+    def forward(self, layer, x, dy, training):
+        tf, pb = _tf(), layer["pb"]
+        track = layer["rm"] is not None
+        empty = tf.constant([], tf.float32)      # as nn_impl.fused_batch_norm passes "no statistics"
+        xt = _in(x, pb.dtype)
+        dyt = _in(dy if dy is not None else np.zeros(pb.shape), pb.dtype)
+        is_training = training or not track       # no running statistics: batch statistics in every mode
+        factor = pb.momentum if (training and track) else 1.0
+        g, b = layer["gamma"], layer["beta"]
+        with tf.GradientTape() as tape:
+            tape.watch([xt, g, b])
+            r = tf.raw_ops.FusedBatchNormV3(x=xt, scale=g, offset=b, mean=layer["rm"] if track else empty,
+                                            variance=layer["rv"] if track else empty, epsilon=pb.eps,
+                                            exponential_avg_factor=factor, data_format=_FUSED_FORMAT[pb.layout],
+                                            is_training=is_training)
+        dx, dg, db = tape.gradient(r[0], [xt, g, b], output_gradients=dyt)
+        step = Step(r[0], dx, dg, db)
+        if training and track:
+            layer["rm"], layer["rv"] = r[1], r[2]   # outputs 1, 2: the updated running mean/variance
+        if training and x.size:
+            # reserve_space_1/2: the batch statistics the kernel normalised with (raw_ops docs:
+            # "computed batch mean/variance"; CPU kernel biased variance). Not for an empty batch:
+            # the CPU kernel then only fills outputs 1, 2 with NaN and returns, leaving the reserve
+            # spaces unwritten (fused_batch_norm_op.cc FusedBatchNorm<CPUDevice, T, U, true>:
+            # "If input is empty, return NaN mean/variance").
+            step.batch_mean, step.batch_var = r[3], r[4]
+        return step, layer
 
-            def record(r, dx, dg, db, training):
-                out.setdefault("y", []).append(_np(r[0]))
-                out.setdefault("dx", []).append(_np(dx))
-                if pb.affine:
-                    out.setdefault("dgamma", []).append(_np(dg))
-                    out.setdefault("dbeta", []).append(_np(db))
-                if track:
-                    out.setdefault("running_mean", []).append(_np(rm))
-                    out.setdefault("running_var", []).append(_np(rv))
-                if training and pb.mode == "train" and pb.x[0].size:
-                    # reserve_space_1/2: the batch statistics the kernel normalised with
-                    # (raw_ops docs: "computed batch mean/variance"; CPU kernel biased variance).
-                    # Not for an empty batch: the CPU kernel then only fills outputs 1, 2 with
-                    # NaN and returns, leaving the reserve spaces unwritten
-                    # (fused_batch_norm_op.cc FusedBatchNorm<CPUDevice, T, U, true>:
-                    # "If input is empty, return NaN mean/variance").
-                    out.setdefault("batch_mean", []).append(_np(r[3]))
-                    out.setdefault("batch_var", []).append(_np(r[4]))
-
-            if pb.mode == "train":
-                factor = pb.momentum if track else 1.0
-                for k in range(pb.steps):
-                    r, dx, dg, db = step(k, True, factor)
-                    if track:
-                        rm, rv = r[1], r[2]   # outputs 1, 2: the updated running mean/variance
-                    record(r, dx, dg, db, True)
-                y_eval = step(pb.steps - 1, not track, 1.0)[0][0]
-            else:  # infer
-                record(*step(0, not track, 1.0), False)
-        res = {k: np.stack(v) for k, v in out.items()}
-        if pb.mode == "train":
-            res["y_eval"] = _np(y_eval)
-        return res
-
-
-def adapters():
-    _tf()  # ImportError here means the framework is not installed
-    return [TfNn(), TfNnXla(), TfFused()]
+    def stats(self, layer):
+        return layer["rm"], layer["rv"]

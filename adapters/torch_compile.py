@@ -43,9 +43,12 @@ class NnCompile(NnModule):
     name = "torch.nn.compile"
     _layout_name = "contiguous"
 
-    def _module(self, pb: Problem, device: str):
+    def __init__(self):
+        _configure()
+
+    def module(self, pb: Problem, device: str):
         torch = _torch()
-        fresh = super()._module(pb, device)
+        fresh = super().module(pb, device)
         key = _key(pb, device, self._layout_name)
         cm = _MODULES.get(key)
         if cm is None:
@@ -62,10 +65,6 @@ class NnCompile(NnModule):
 
 class ChannelsLastCompile(NnCompile, ChannelsLast):
     name = "torch.nn.channels_last.compile"
-    # Opt-in (default = False): every shape/configuration is a TorchDynamo + Inductor compile
-    # (a C++ build, seconds each); over the default grid torch.nn.compile alone measured
-    # 88 s (pytest -n 1, CPU, while other work ran); this variant repeats it for the channels_last memory format.
-    default = False
     _layout_name = "channels_last"
 
 
@@ -77,18 +76,12 @@ class FunctionalCompile(Functional):
     """torch.compile of F.batch_norm, through Functional's ``batch_norm`` hook."""
 
     name = "torch.functional.compile"
-    # Opt-in (default = False): per-shape Inductor compiles as torch.nn.compile (torch.nn.compile: 88 s
-    # over the default grid) for the same kernel reached through F.batch_norm.
-    default = False
+
+    def __init__(self):
+        _configure()
 
     def batch_norm(self, pb: Problem):
         key = _key(pb, "any", "functional")   # Dynamo guards on device itself
         if key not in _FUNCS:
             _FUNCS[key] = _torch().compile(_bn, dynamic=False)
         return _FUNCS[key]
-
-
-def adapters():
-    _torch()  # ImportError here means the framework is not installed
-    _configure()
-    return [NnCompile(), ChannelsLastCompile(), FunctionalCompile()]

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conformance.results import load  # noqa: E402
+from bn_conformance.results import load  # noqa: E402
 
 
 def summarise(records: list[dict], wall_s: float, workers: int) -> dict:

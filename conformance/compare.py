@@ -1,15 +1,9 @@
 """Comparison of one output against the reference: errors, ULPs, worst element, verdict.
 
-Verdict vocabulary (per check; a case's verdict is its worst check):
-  pass       within tolerance, non-finite pattern identical
-  fail       outside tolerance, or NaN/Inf where the reference has none (or the reverse),
-             or wrong shape, or a required output missing
-  raised     the implementation raised where the reference defines a result
-  accepted   the implementation returned values where the reference refuses
-  refused    both refuse (a pass)
-  skip       the adapter does not support the case (with its reason)
-  xfail      a known deviation reproduced
-  xpass      a known deviation no longer reproduces: delete its entry
+The verdict vocabulary is ``vocab.VERDICTS`` (per check; a case's verdict is its worst check).
+A new comparison kind is one function returning a ``Check``: ``compare`` (an output against
+the reference with a tolerance array), ``representable`` (values of the case's dtype),
+``bounded`` (a property bounded elementwise).
 """
 from __future__ import annotations
 
@@ -17,19 +11,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-FAILING = ("fail", "raised", "accepted", "xpass", "crashed", "timeout", "bad-output")
-ORDER = ("pass", "refused", "skip", "xfail", "fail", "raised", "accepted", "bad-output", "timeout", "crashed", "xpass")
-
-_MANT = {"float16": 10, "bfloat16": 7, "float32": 23, "float64": 52}
-_EMIN = {"float16": -14, "bfloat16": -126, "float32": -126, "float64": -1022}
+from .vocab import FAILING, ORDER, dtype as _dtype, family as _family, worst  # noqa: F401 -- re-exported
 
 
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     """The spacing of ``dtype`` at each value (subnormal spacing below the normal range)."""
+    d = _dtype(dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         e = np.floor(np.log2(np.abs(values)))
-    e = np.where(np.isfinite(e), np.maximum(e, _EMIN[dtype]), _EMIN[dtype])
-    return np.ldexp(1.0, (e - _MANT[dtype]).astype(np.int64))
+    e = np.where(np.isfinite(e), np.maximum(e, d.emin), d.emin)
+    return np.ldexp(1.0, (e - d.mantissa).astype(np.int64))
 
 
 @dataclass
@@ -64,16 +55,12 @@ def _jsonable(v):
     return v
 
 
-FAMILY = {"y": "forward", "dx": "grad", "dgamma": "grad", "dbeta": "grad", "running_mean": "running",
-          "running_var": "running", "y_eval": "eval", "batch_mean": "batch_stats", "batch_var": "batch_stats"}
-
-
 def _f(v) -> float:
     return float(v)
 
 
 def compare(name: str, actual, expected: np.ndarray, tol: np.ndarray, dtype: str, family: str | None = None) -> Check:
-    family = family or FAMILY.get(name, "forward")
+    family = family or _family(name)
     if actual is None:
         return Check(name, family, "bad-output", detail="required output not returned by the adapter")
     a = np.asarray(actual, dtype=np.float64)
@@ -100,30 +87,31 @@ def compare(name: str, actual, expected: np.ndarray, tol: np.ndarray, dtype: str
         c = int(worst[1])
         chk.steps = {"channel": c, "ratio": [_f(v) for v in ratio.max(axis=1)],
                      "expected": [_f(v) for v in e[:, c]], "actual": [_f(v) for v in a[:, c]]}
+    where = [int(i) for i in worst]
     if pattern_bad.any():
         chk.verdict = "fail"
         chk.detail = (f"{int(pattern_bad.sum())} element(s) differ in finiteness from the reference, first at "
-                      f"{list(worst)}: reference {e[worst]!r}, implementation {a[worst]!r}")
+                      f"{where}: reference {float(e[worst])!r}, implementation {float(a[worst])!r}")
     elif chk.ratio > 1.0:
         chk.verdict = "fail"
-        chk.detail = (f"|error| {chk.max_abs:.3g} exceeds tolerance at {list(worst)} by {chk.ratio:.3g}x: "
-                      f"reference {e[worst]!r}, implementation {a[worst]!r}, tolerance {tol[worst]:.3g}")
+        chk.detail = (f"|error| {chk.max_abs:.3g} exceeds tolerance at {where} by {chk.ratio:.3g}x: "
+                      f"reference {float(e[worst])!r}, implementation {float(a[worst])!r}, "
+                      f"tolerance {float(tol[worst]):.3g}")
     return chk
 
 
 def representable(name: str, actual, dtype: str) -> Check:
     """Are the output's values numbers of the case's dtype? A float16 case answered in
     float32 (or with values off the float16 grid) shows here."""
-    import ml_dtypes
     a = np.asarray(actual, dtype=np.float64)
     fin = a[np.isfinite(a)]
-    target = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    target = _dtype(dtype).numpy()
     with np.errstate(over="ignore", invalid="ignore"):
         off = fin[fin.astype(target).astype(np.float64) != fin]
     ok = off.size == 0
-    return Check(f"{name}_dtype", FAMILY.get(name, "forward"), "pass" if ok else "fail", max_abs=float(off.size),
+    return Check(f"{name}_dtype", _family(name), "pass" if ok else "fail", max_abs=float(off.size),
                  detail="" if ok else f"{off.size} of {fin.size} values of {name} are not {dtype} numbers "
-                                      f"(e.g. {off[0]!r}): the output is not in the input dtype")
+                                      f"(e.g. {float(off[0])!r}): the output is not in the input dtype")
 
 
 def bounded(name: str, value: np.ndarray, bound: np.ndarray, what: str) -> Check:
@@ -137,9 +125,4 @@ def bounded(name: str, value: np.ndarray, bound: np.ndarray, what: str) -> Check
     ok = bool(ratio[i] <= 1.0)
     return Check(name, "property", "pass" if ok else "fail", max_abs=_f(np.nanmax(v)), ratio=_f(ratio[i]),
                  worst_index=[int(j) for j in i], actual=_f(v[i]), tolerance=_f(b[i]),
-                 detail="" if ok else f"{what}: |{v[i]:.3g}| > bound {b[i]:.3g} at {list(i)}")
-
-
-def worst(verdicts) -> str:
-    vs = list(verdicts) or ["pass"]
-    return max(vs, key=ORDER.index)
+                 detail="" if ok else f"{what}: |{float(v[i]):.3g}| > bound {float(b[i]):.3g} at {[int(j) for j in i]}")

@@ -1,11 +1,14 @@
 """case -> adapter -> outputs -> comparison against the reference -> verdicts.
 
-``evaluate`` runs one case on one target and returns a ``CaseResult`` holding every
-check; the reference for a case is computed once per convention and shared by all
-targets in the process.
+``evaluate`` runs one case on one target and returns a ``CaseResult`` holding every check.
+Every call into an adapter goes through ``guarded``, which turns whatever the adapter does
+(raises, dies, hangs, answers garbage) into a verdict on that case; every output goes
+through ``outputs.validate`` before it is compared. The reference for a case is computed
+once per convention and shared by all targets in the process.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -13,14 +16,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from adapters.protocol import Adapter, Problem
-from reference import preset
+from bn_conformance.adapters.protocol import Adapter, Problem
+from bn_conformance.reference import preset
 
 from . import deviations, properties
 from .case import Case
 from .compare import FAILING, Check, compare, representable, worst
+from .distributions import get as distribution
 from .expected import Expected, expect
 from .inputs import make_problem
+from .outputs import BadOutput, max_bytes, validate
+from .vocab import GRADS
 
 
 @dataclass
@@ -36,13 +42,17 @@ class CaseResult:
     error: str | None = None
     skip_reason: str | None = None
     timings: dict = field(default_factory=dict)
+    output: str | None = None          # what an isolated adapter printed during the call (bounded)
 
     def record(self, run_id: str) -> dict:
-        return {"type": "case", "run_id": run_id, "case_id": self.case_id, "adapter": self.adapter,
-                "device": self.device, "framework": self.framework, "version": self.version,
-                "convention": self.convention, "verdict": self.verdict,
-                "checks": [c.as_dict() for c in self.checks], "error": self.error,
-                "skip_reason": self.skip_reason, "timings": self.timings}
+        rec = {"type": "case", "run_id": run_id, "case_id": self.case_id, "adapter": self.adapter,
+               "device": self.device, "framework": self.framework, "version": self.version,
+               "convention": self.convention, "verdict": self.verdict,
+               "checks": [c.as_dict() for c in self.checks], "error": self.error,
+               "skip_reason": self.skip_reason, "timings": self.timings}
+        if self.output:
+            rec["output"] = self.output
+        return rec
 
     def families(self, *families: str) -> list[Check]:
         return [c for c in self.checks if not families or c.family in families]
@@ -58,20 +68,60 @@ def expected_of(case: Case, convention: str) -> Expected:
     return expect(case, problem_of(case), preset(convention))
 
 
-def _as_arrays(raw) -> dict[str, np.ndarray]:
-    if not isinstance(raw, dict):
-        raise TypeError(f"adapter returned {type(raw).__name__}, expected a dict of arrays")
-    out = {}
-    for k, v in raw.items():
-        try:
-            out[k] = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"output {k!r} is not numeric: {exc}") from None
-    return out
+# -- the guard --------------------------------------------------------------------------------------
+
+_WORKER_VERDICTS = {"WorkerCrashed": "crashed", "WorkerTimeout": "timeout", "WorkerOversize": "bad-output",
+                    "WorkerError": "crashed", "BadOutput": "bad-output"}
 
 
-GRADS = ("dx", "dgamma", "dbeta")
+@dataclass
+class Fault:
+    """What went wrong in a call into an adapter."""
+    verdict: str          # raised | crashed | timeout | bad-output
+    message: str          # "Kind: message"
+    error: str            # the text recorded in the case record
 
+
+def guarded(fn, *args, **kwargs):
+    """(value, None) or (None, Fault): any exception from an adapter call becomes a Fault."""
+    try:
+        return fn(*args, **kwargs), None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 -- any failure of the backend is a verdict, not a crash
+        kind = type(exc).__name__
+        if kind == "RemoteError":                       # raised inside a worker: report the adapter's exception
+            msg = f"{exc.kind}: {exc.message}"
+            return None, Fault("raised", msg, msg)
+        msg = f"{kind}: {exc}"
+        verdict = _WORKER_VERDICTS.get(kind, "raised")
+        error = msg if verdict != "raised" else "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return None, Fault(verdict, msg, error)
+
+
+def adapter_version(adapter) -> str:
+    """The adapter's version, or a note saying why there is none (never raises)."""
+    cached = getattr(adapter, "_bn_version", None)
+    if cached is not None:
+        return cached
+    v, fault = guarded(adapter.version)
+    text = str(v)[:200] if fault is None and isinstance(v, str) and v else \
+        f"unknown ({fault.message[:150] if fault else f'version() returned {type(v).__name__}'})"
+    try:
+        adapter._bn_version = text
+    except (AttributeError, TypeError):
+        pass
+    return text
+
+
+def _call_run(adapter, pb: Problem, device: str, limit: int):
+    run = adapter.run
+    if getattr(adapter, "_isolated", False) or type(adapter).__name__ == "Proxy":
+        return guarded(run, pb, device, max_bytes=limit)
+    return guarded(run, pb, device)
+
+
+# -- checks -----------------------------------------------------------------------------------------
 
 def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem, grads: bool = True) -> list[Check]:
     checks = []
@@ -89,7 +139,7 @@ def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem, 
         if case.fixed and case.track and case.steps >= 20 and "y_eval" in out and case.n > 1:
             var = exp.values["batch_var"][-1]
             checks.append(properties.convergence(out, exp, pb.beta, var, case.eps, case.n, ax))
-    if case.dist in ("nan", "inf") and case.channels > 1:
+    if distribution(case.dist).has("nonfinite") and case.channels > 1:
         checks.append(properties.isolation(out, ax))
     return checks
 
@@ -120,44 +170,56 @@ def _apply_deviations(res: CaseResult, generated: bool = False) -> None:
                                            f"checks {list(d.checks)} fails: the behaviour changed; narrow or delete the entry"))
 
 
+def _fault(res: CaseResult, fault, what: str, t0: float) -> CaseResult:
+    res.checks.append(Check("outcome", "parity", fault.verdict, detail=f"{what}: {fault.message}"))
+    res.verdict, res.error = fault.verdict, fault.error
+    res.timings["adapter_s"] = time.perf_counter() - t0
+    return res
+
+
 def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool = True,
              generated: bool = False) -> CaseResult:
     """Run ``case`` on ``adapter``; ``known_deviations=False`` leaves failing checks failing
     (for measurements such as fingerprints, which judge raw behaviour)."""
-    res = CaseResult(case.id, adapter.name, device, adapter.framework, adapter.version(), adapter.convention)
+    res = CaseResult(case.id, adapter.name, device, str(getattr(adapter, "framework", "?")), adapter_version(adapter),
+                     str(getattr(adapter, "convention", "?")))
     t0 = time.perf_counter()
     pb = problem_of(case)
     t1 = time.perf_counter()
-    reason = adapter.supports(pb, device)
+    res.timings = {"inputs_s": t1 - t0}
+    reason, fault = guarded(adapter.supports, dataclasses.replace(pb), device)
+    if fault is None and reason is not None and not (isinstance(reason, str) and reason.strip()):
+        fault = guarded(_bad, f"supports() returned {type(reason).__name__} {str(reason)[:80]!r}, "
+                              "expected None or a reason")[1]
+    if fault is not None:
+        return _fault(res, fault, "supports()", t1)
     if reason:
-        res.verdict, res.skip_reason = "skip", reason
-        res.timings = {"inputs_s": t1 - t0}
+        res.verdict, res.skip_reason = "skip", reason[:2000]
         return res
     exp = expected_of(case, adapter.convention)
     t2 = time.perf_counter()
-    raised = None
-    try:
-        raw = adapter.run(pb, device)
-    except Exception as exc:  # noqa: BLE001 -- any failure of the backend is a verdict, not a crash
-        raised = f"{type(exc).__name__}: {exc}"
-        res.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        kind = type(exc).__name__
-        if kind in ("WorkerCrashed", "WorkerTimeout"):   # adapters._worker: the process died or hung
-            verdict = "crashed" if kind == "WorkerCrashed" else "timeout"
-            res.checks.append(Check("outcome", "parity", verdict, detail=raised))
-            res.verdict = verdict
-            res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": time.perf_counter() - t2}
-            return res
-        raw = None
+    limit = max_bytes(case.shape, case.steps)
+    raw, fault = _call_run(adapter, dataclasses.replace(pb), device, limit)
+    res.output = getattr(adapter, "last_output", None) or None
+    t3 = time.perf_counter()
+    res.timings |= {"reference_s": t2 - t1, "adapter_s": t3 - t2}
+    if fault is not None and fault.verdict != "raised":
+        return _fault(res, fault, "run()", t2)
+    raised = fault.message if fault is not None else None
+    res.error = fault.error if fault is not None else None
     out = None
-    if raw is not None:
+    if raw is not None and raised is None:
         try:
-            out = _as_arrays(raw)
-        except TypeError as exc:
+            steps = case.steps if case.mode in ("train", "frozen") else 1
+            out = validate(raw, case.shape, steps, case.channels, limit)
+        except BadOutput as exc:
             res.checks.append(Check("outcome", "parity", "bad-output", detail=str(exc)))
             res.verdict = "bad-output"
             return res
-    t3 = time.perf_counter()
+    elif raised is None:
+        res.checks.append(Check("outcome", "parity", "bad-output", detail="run() returned None"))
+        res.verdict = "bad-output"
+        return res
     if exp.undefined is not None:
         verdict = "refused" if raised else "accepted"
         detail = (f"reference refuses: {exp.undefined}; implementation " +
@@ -168,13 +230,14 @@ def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool =
                                 detail=f"reference defines a result; implementation raised {raised}"))
     else:
         res.checks.append(Check("outcome", "parity", "pass"))
-        res.checks += _checks(case, exp, out, pb, "grad" in getattr(adapter, "capabilities", ("grad",)))
+        caps = getattr(adapter, "capabilities", None) or ("grad",)
+        res.checks += _checks(case, exp, out, pb, "grad" in caps)
     if known_deviations:
         _apply_deviations(res, generated)
     res.verdict = worst(c.verdict for c in res.checks)
-    res.timings = {"inputs_s": t1 - t0, "reference_s": t2 - t1, "adapter_s": t3 - t2,
-                   "compare_s": time.perf_counter() - t3}
-    compile_s = getattr(adapter, "last_compile_s", None)   # optional: jitted adapters report compile time
-    if compile_s is not None:
-        res.timings["compile_s"] = float(compile_s)
+    res.timings["compare_s"] = time.perf_counter() - t3
     return res
+
+
+def _bad(message: str):
+    raise BadOutput(message)

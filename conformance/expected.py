@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import reference as ref
-from adapters.protocol import Problem
-from reference.conventions import Convention
+from bn_conformance import reference as ref
+from bn_conformance.adapters.protocol import Problem
+from bn_conformance.reference.conventions import Convention
 
 from . import tolerance as T
 from .case import Case
+from .distributions import get as distribution
 
 
 @dataclass
@@ -67,7 +68,7 @@ class _Builder:
         self.case, self.pb, self.conv = case, problem, conv
         self.p = T.Precision.of(case.dtype)
         self.ax, self.n = case.channel_axis, case.n
-        self.exact = case.dist == "exact"
+        self.exact = distribution(case.dist).has("exact")
         self.X = problem.x.astype(np.float64)
         self.DY = problem.dy.astype(np.float64)
         self.g = problem.gamma.astype(np.float64)
@@ -188,8 +189,10 @@ def expect(case: Case, problem: Problem, conv: Convention) -> Expected:
     affine_grads = ("dgamma", "dbeta") if case.affine else ()
     try:
         if case.mode == "train":
-            rm0 = np.full(case.channels, conv.init_mean)
-            rv0 = np.full(case.channels, conv.init_var)
+            if case.supplied:      # training from supplied statistics
+                rm0, rv0 = problem.running_mean.astype(np.float64), problem.running_var.astype(np.float64)
+            else:                  # from the framework's initial statistics (the preset's)
+                rm0, rv0 = np.full(case.channels, conv.init_mean), np.full(case.channels, conv.init_var)
             rm, rv, trm, trv = b.train(rm0, rv0)
             if case.track:
                 b.infer(rm, rv, trm, trv, k=case.steps - 1, grads=False, name_y="y_eval")
@@ -197,9 +200,12 @@ def expect(case: Case, problem: Problem, conv: Convention) -> Expected:
                 b.train_step(case.steps - 1, grads=False, eval_only=True)
             tracked = ("running_mean", "running_var") if case.track else ()
             b.out.required = ("y", "dx", "y_eval") + affine_grads + tracked
-        elif case.mode == "infer":
+        elif case.mode in ("infer", "fresh"):
             if case.track:
-                rm, rv = problem.running_mean.astype(np.float64), problem.running_var.astype(np.float64)
+                if case.mode == "infer":
+                    rm, rv = problem.running_mean.astype(np.float64), problem.running_var.astype(np.float64)
+                else:              # a fresh layer: the framework's initial statistics (the preset's)
+                    rm, rv = np.full(case.channels, conv.init_mean), np.full(case.channels, conv.init_var)
                 b.infer(rm, rv, 0.0, 0.0)
                 b.add("running_mean", rm, np.zeros_like(rm))
                 b.add("running_var", rv, np.zeros_like(rv))

@@ -35,8 +35,8 @@ import sys
 
 import numpy as np
 
-from adapters.protocol import Problem
-from reference import preset
+from bn_conformance.adapters.protocol import Problem
+from bn_conformance.reference import preset
 
 from .case import Case
 from .compare import FAILING
@@ -312,12 +312,12 @@ def compare(fp: dict, convention_name: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m conformance.fingerprint",
+    ap = argparse.ArgumentParser(prog="python -m bn_conformance.fingerprint",
                                  description="Measure an adapter's batch-norm conventions from probe cases.")
     ap.add_argument("adapter", help="installed adapter name, or MODULE:NAME / FILE.py:NAME")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    from adapters.loading import AdapterLoadError, from_spec, installed
+    from bn_conformance.adapters.loading import AdapterLoadError, from_spec, installed
     try:
         adapter = from_spec(args.adapter)[0] if ":" in args.adapter else installed()[0][args.adapter]
     except (KeyError, AdapterLoadError) as exc:
@@ -356,6 +356,37 @@ def record(fp: dict, bad: list[str], run_id: str, adapter, device: str, known: d
                        "probe": k, "deviation": known.get(k)}
     if "layouts" in fp and "channel_axis" in fields:
         fields["channel_axis"]["value"] = f"{fp['reduction']['value']}; accepts axis {fp['layouts']['value']}"
+    from .evaluate import adapter_version
     return {"type": "fingerprint", "run_id": run_id, "adapter": adapter.name, "device": device,
-            "framework": adapter.framework, "version": adapter.version(), "convention": adapter.convention,
+            "framework": adapter.framework, "version": adapter_version(adapter), "convention": adapter.convention,
             "fields": fields, "mismatches": bad}
+
+
+def judge_fingerprint(adapter, target, run) -> None:
+    """Measure, record and assert one target's fingerprint (the fingerprint area's test)."""
+    import pytest
+
+    from . import deviations
+    from .evaluate import adapter_version
+    with np.errstate(all="ignore"):
+        fp = fingerprint(adapter, target.device)
+    bad = compare(fp, adapter.convention)
+    version = adapter_version(adapter)
+    known, unknown, stale = {}, [], []
+    for probe in fp:
+        d = deviations.find(adapter.name, version, target.device, "fingerprint", f"fingerprint.{probe}")
+        if probe in bad and d:
+            known[probe] = d.id
+        elif probe in bad:
+            unknown.append(probe)
+        elif d:
+            stale.append(f"{probe} (deviation {d.id})")
+    run.write(record(fp, bad, run.run_id, adapter, target.device, known))
+    lines = [f"  {p}: measured {fp[p]['value']!r} -- {fp[p]['evidence']}" for p in unknown]
+    if unknown or stale:
+        pytest.fail(f"{target.id} declares convention {adapter.convention!r} but measures differently:\n"
+                    + "\n".join(lines)
+                    + (f"\n  known deviations that no longer reproduce (delete them): {stale}" if stale else ""),
+                    pytrace=False)
+    if known:
+        pytest.xfail(f"{target.id}: known convention deviations {known}")

@@ -1,8 +1,8 @@
 """Reproduce one case outside pytest.
 
-  python -m conformance.repro CASE_ID                  describe the case and its inputs
-  python -m conformance.repro CASE_ID --save out.npz   write every input array to a file
-  python -m conformance.repro CASE_ID --adapter NAME [--device cpu]
+  python -m bn_conformance.repro CASE_ID                  describe the case and its inputs
+  python -m bn_conformance.repro CASE_ID --save out.npz   write every input array to a file
+  python -m bn_conformance.repro CASE_ID --adapter NAME [--device cpu]
                                                        run one adapter and print every check
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def summary(case) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m conformance.repro", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m bn_conformance.repro", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("case")
     ap.add_argument("--save")
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         np.savez(args.save, **arrays)
         print(f"inputs written to {args.save}: {', '.join(sorted(arrays))}")
     if args.adapter:
-        from adapters.loading import AdapterLoadError, from_spec, installed
+        from bn_conformance.adapters.loading import AdapterLoadError, from_spec, installed
 
         from .evaluate import evaluate
         try:

@@ -25,7 +25,6 @@ import os
 import platform
 import sys
 import time
-import uuid
 from pathlib import Path
 
 SCHEMA = "bn-conformance-results"
@@ -33,7 +32,7 @@ SCHEMA_VERSION = 1
 SUITE_VERSION = "0.1.0"
 
 
-RECORD_TYPES = ("run", "case", "fingerprint")
+RECORD_TYPES = ("run", "case", "fingerprint", "end")
 
 _REPO = str(Path(__file__).resolve().parents[1])
 
@@ -78,16 +77,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_header(run_id: str, adapters: dict, unavailable: dict, conventions: dict, devices: dict) -> dict:
+def run_header(run_id: str, adapters: dict, unavailable: dict, conventions: dict, devices: dict,
+               selection: dict | None = None) -> dict:
     return {"type": "run", "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id,
             "suite_version": SUITE_VERSION, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "platform": {"system": platform.platform(), "python": sys.version.split()[0], "cpu": cpu_model(),
-                         "machine": platform.machine(), "devices": devices},
-            "adapters": adapters, "unavailable": unavailable, "conventions": conventions}
+                         "machine": platform.machine(), "devices": devices, "environment": _environment()},
+            "adapters": adapters, "unavailable": unavailable, "conventions": conventions,
+            "selection": selection or {}}
 
 
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+ENVIRONMENT = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS",
+               "CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS", "BN_HYPOTHESIS_PROFILE")
+
+
+def _environment() -> dict:
+    """The environment variables that change kernels and instruction sets, as set for this run."""
+    return {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
 
 
 class Writer:
@@ -139,6 +145,8 @@ def validate(records: list[dict], origin: str) -> None:
                 raise ResultsError(f"{origin}: record {i}: schema_version {r.get('schema_version')!r} is not "
                                    f"{SCHEMA_VERSION}; this suite reads version {SCHEMA_VERSION} only")
             runs[r["run_id"]] = r
+        elif r["type"] == "end":
+            continue
         elif r["type"] == "fingerprint":
             for k in ("run_id", "adapter", "device", "fields"):
                 if k not in r:
@@ -178,17 +186,22 @@ def load(path: Path) -> list[dict]:
     return records
 
 
-def merge_parts(directory: Path) -> Path | None:
-    """Merge part files into results.jsonl (run headers first, deduplicated), removing the parts."""
+def merge_parts(directory: Path, end: dict | None = None) -> Path | None:
+    """Merge part files into results.jsonl (run headers first, deduplicated; the end record
+    last), removing the parts."""
     parts = sorted(directory.glob("results.*.jsonl"))
     if not parts:
         return None
-    headers, cases = {}, []
+    headers, cases, seen = {}, [], set()
     for p in parts:
         for r in _read_lines(p):
             if r["type"] == "run":
                 headers.setdefault(r["run_id"], r)
-            else:
+            elif r["type"] != "end":
+                key = (r["type"], r["run_id"], r.get("adapter"), r.get("device"), r.get("case_id"))
+                if key in seen:
+                    continue
+                seen.add(key)
                 cases.append(r)
     cases.sort(key=lambda r: (r["type"] != "fingerprint", r["adapter"], r["device"], r.get("case_id", "")))
     out = directory / "results.jsonl"
@@ -198,6 +211,8 @@ def merge_parts(directory: Path) -> Path | None:
             fh.write(json.dumps(h, allow_nan=False) + "\n")
         for c in cases:
             fh.write(json.dumps(c, allow_nan=False) + "\n")
+        if end is not None:
+            fh.write(json.dumps(end, allow_nan=False) + "\n")
     os.replace(tmp, out)
     for p in parts:
         p.unlink()

@@ -6,7 +6,7 @@ recorded without ending the search. Profiles: "ci" (derandomized, 15 examples pe
 """
 from hypothesis import given
 
-from .strategies import cases
+from bn_conformance.strategies import cases
 
 
 @given(case=cases(modes=("train", "infer", "frozen")))

@@ -7,7 +7,7 @@ adapters/template.py, filled in. Run it with
 
 and read its conventions with
 
-    python -m conformance.fingerprint examples/tinygrad_adapter.py:TinygradBatchNorm
+    python -m bn_conformance.fingerprint examples/tinygrad_adapter.py:TinygradBatchNorm
 
 tinygrad facts this adapter relies on (tinygrad 0.14, tinygrad/nn/__init__.py):
   * ``BatchNorm(sz, eps=1e-5, affine=True, track_running_stats=True, momentum=0.1)``;
@@ -25,12 +25,12 @@ import os
 
 import numpy as np
 
-from adapters.protocol import Problem
+from bn_conformance.adapters import Hooks, Problem, Step
 
 os.environ.setdefault("DEV", "CPU")
 
 
-class TinygradBatchNorm:
+class TinygradBatchNorm(Hooks):
     name = "tinygrad.nn"
     framework = "tinygrad"
     convention = "tinygrad"          # preset in reference/conventions.toml
@@ -53,44 +53,42 @@ class TinygradBatchNorm:
             return "bfloat16 is not exercised here: the CPU backend's bfloat16 support is not documented"
         return None
 
-    def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
-        from tinygrad import Context, Tensor, dtypes, nn
-        dt = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64}[pb.dtype]
+    # -- the scenario's hooks (bn_conformance.adapters.scenario plays train/infer/fresh) ------
+    def create(self, pb: Problem, device: str):
+        from tinygrad import Tensor, dtypes, nn
         pdt = {"float32": dtypes.float32, "float64": dtypes.float64}[pb.param_dtype]
         bn = nn.BatchNorm(pb.channels, eps=pb.eps, affine=pb.affine, track_running_stats=pb.track_running_stats,
                           momentum=pb.momentum)
         if pb.affine:
             bn.weight = Tensor(pb.gamma.astype(pb.param_dtype), dtype=pdt)
             bn.bias = Tensor(pb.beta.astype(pb.param_dtype), dtype=pdt)
-        if pb.track_running_stats:
-            rm = pb.running_mean if pb.running_mean is not None else np.zeros(pb.channels)
-            rv = pb.running_var if pb.running_var is not None else np.ones(pb.channels)
-            bn.running_mean = Tensor(rm.astype(pb.param_dtype), dtype=pdt)
-            bn.running_var = Tensor(rv.astype(pb.param_dtype), dtype=pdt)
-        out: dict[str, list] = {}
+        if pb.track_running_stats:     # the layer's own zeros and ones, in the parameter dtype
+            bn.running_mean = Tensor(np.zeros(pb.channels, pb.param_dtype), dtype=pdt)
+            bn.running_var = Tensor(np.ones(pb.channels, pb.param_dtype), dtype=pdt)
+        return {"bn": bn, "pb": pb, "pdt": pdt}
 
-        def step(k, training):
-            x = Tensor(pb.x[k].astype(pb.dtype), dtype=dt)
-            with Context(TRAINING=int(training)):
-                y = bn(x)
-                y.backward(Tensor(pb.dy[k].astype(pb.dtype), dtype=dt))
-            out.setdefault("y", []).append(y.numpy().astype(np.float64))
-            out.setdefault("dx", []).append(x.grad.numpy().astype(np.float64))
-            if pb.affine:
-                out.setdefault("dgamma", []).append(bn.weight.grad.numpy().astype(np.float64))
-                out.setdefault("dbeta", []).append(bn.bias.grad.numpy().astype(np.float64))
-                bn.weight.grad = bn.bias.grad = None
-            if pb.track_running_stats:
-                out.setdefault("running_mean", []).append(bn.running_mean.numpy().astype(np.float64))
-                out.setdefault("running_var", []).append(bn.running_var.numpy().astype(np.float64))
+    def load_stats(self, layer, mean, var):
+        from tinygrad import Tensor
+        pb, pdt = layer["pb"], layer["pdt"]
+        layer["bn"].running_mean = Tensor(np.asarray(mean).astype(pb.param_dtype), dtype=pdt)
+        layer["bn"].running_var = Tensor(np.asarray(var).astype(pb.param_dtype), dtype=pdt)
+        return layer
 
-        if pb.mode == "train":
-            for k in range(pb.steps):
-                step(k, True)
-        else:
-            step(0, False)
-        res = {k: np.stack(v) for k, v in out.items()}
-        if pb.mode == "train":
-            with Context(TRAINING=0):
-                res["y_eval"] = bn(Tensor(pb.x[-1].astype(pb.dtype), dtype=dt)).numpy().astype(np.float64)
-        return res
+    def forward(self, layer, x, dy, training):
+        from tinygrad import Context, Tensor, dtypes
+        bn, pb = layer["bn"], layer["pb"]
+        dt = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64}[pb.dtype]
+        xt = Tensor(np.asarray(x).astype(pb.dtype), dtype=dt)
+        with Context(TRAINING=int(training)):
+            y = bn(xt)
+            if dy is None:
+                return Step(y.numpy()), layer
+            y.backward(Tensor(np.asarray(dy).astype(pb.dtype), dtype=dt))
+        step = Step(y.numpy(), xt.grad.numpy())
+        if pb.affine:
+            step.dgamma, step.dbeta = bn.weight.grad.numpy(), bn.bias.grad.numpy()
+            bn.weight.grad = bn.bias.grad = None
+        return step, layer
+
+    def stats(self, layer):
+        return layer["bn"].running_mean.numpy(), layer["bn"].running_var.numpy()

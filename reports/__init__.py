@@ -1,9 +1,9 @@
 """HTML difference report of the batch-normalisation conformance suite.
 
-    from reports import build_report
+    from bn_conformance.reports import build_report
     build_report([Path("results/")], Path("report.html"))
 
-or ``python -m reports merge RESULTS... -o report.html`` / ``python -m reports build RESULTS_DIR``.
+or ``python -m bn_conformance.reports merge RESULTS... -o report.html`` / ``python -m bn_conformance.reports build RESULTS_DIR``.
 The results-file schema is documented in reports/SCHEMA.md.
 """
 from __future__ import annotations

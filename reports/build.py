@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jinja2
 
-from conformance.compare import FAILING
-from conformance.results import SCHEMA, SCHEMA_VERSION
+from bn_conformance.compare import FAILING
+from bn_conformance.results import SCHEMA, SCHEMA_VERSION
 
 from . import figures, model, repro
 from .model import FAMILIES, num

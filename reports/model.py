@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.compare import FAILING, ORDER
-from conformance.results import SCHEMA, SCHEMA_VERSION, ResultsError, load, results_files
+from bn_conformance.compare import FAILING, ORDER
+from bn_conformance.results import SCHEMA, SCHEMA_VERSION, ResultsError, load, results_files
 
 FAMILIES = ("forward", "eval", "running", "grad", "batch_stats", "property", "parity")
 DEVIATING = ("xfail", "xpass")
@@ -195,6 +195,9 @@ def read(inputs: list[Path]) -> Model:
                 if str(f) not in srcs:
                     srcs.append(str(f))
                 continue
+            if r["type"] == "end":           # how the run ended: joined to its run header
+                runs[r["run_id"]]["end"] = r
+                continue
             if r["type"] == "fingerprint":   # measured conventions: joined to their run header
                 runs[r["run_id"]].setdefault("fingerprints", {})[r["adapter"]] = r["fields"]
                 continue
@@ -290,7 +293,7 @@ def deviation_table(m: Model) -> list[dict]:
                 details.setdefault(str(d), str(c.get("detail") or ""))
     known = {}
     try:
-        from conformance.deviations import all_deviations
+        from bn_conformance.deviations import all_deviations
         for d in all_deviations():
             known[d.id] = d
     except Exception as exc:  # noqa: BLE001 -- a broken deviation file must not stop the report

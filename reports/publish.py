@@ -7,7 +7,7 @@ case that did not pass is kept whole and a passing case keeps, per check, only i
 family, verdict and error/tolerance ratio (3 significant digits) — what the report's
 matrix and figures use — and then ``out_dir/report.html`` built from that file. Run:
 
-    python -m reports publish reports/latest [GPU_RESULTS...] -o reports/published
+    python -m bn_conformance.reports publish reports/latest [GPU_RESULTS...] -o reports/published
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import gzip
 import json
 from pathlib import Path
 
-from conformance.compare import FAILING
-from conformance.results import ResultsError, load, scrub_paths
+from bn_conformance.compare import FAILING
+from bn_conformance.results import ResultsError, load, scrub_paths
 
 from .build import build_report
 from .model import ReportError

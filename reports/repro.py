@@ -3,7 +3,7 @@
 Snippets come from a small table keyed by adapter-name prefix (longest prefix wins), with
 a generic fallback. A snippet needs only its framework (and NumPy for large inputs): the
 case's inputs are embedded as literal lists when small, otherwise saved once to an .npz
-file by ``python -m conformance.repro CASE_ID --save FILE.npz`` and read back by the snippet.
+file by ``python -m bn_conformance.repro CASE_ID --save FILE.npz`` and read back by the snippet.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from conformance.case import BadDescriptor, Case, parse
-from conformance.inputs import make_problem
+from bn_conformance.case import BadDescriptor, Case, parse
+from bn_conformance.inputs import make_problem
 
 LITERAL_MAX = 256          # embed x (and dy) as literal lists up to this many values each
 
@@ -71,7 +71,7 @@ def _inputs_block(case: Case, pb, case_id: str) -> tuple[str, bool]:
                  f"rm = {rm}", f"rv = {rv}"]
         return "\n".join(lines), False
     lines = [f"# {pb.x.size} input values: too many to embed. Write them once with the suite:",
-             f"#   python -m conformance.repro {case_id} --save {case_id}.npz",
+             f"#   python -m bn_conformance.repro {case_id} --save {case_id}.npz",
              "# then this snippet needs only the framework and NumPy:",
              "import numpy as np",
              f"_d = np.load('{case_id}.npz')",

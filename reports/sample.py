@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance.results import SCHEMA, SCHEMA_VERSION, SUITE_VERSION
+from bn_conformance.results import SCHEMA, SCHEMA_VERSION, SUITE_VERSION
 
 HOSTILE = "torch.<script>alert(\"pwn\")</script>'\""
 HOSTILE_ERROR = "RuntimeError: <script>alert('err')</script> \"quoted\" & <b>bold</b>"

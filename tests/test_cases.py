@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from conformance import grid
-from conformance.case import BadDescriptor, parse
-from conformance.inputs import make_problem
-from conformance.results import scrub_paths
-from conformance.strategies import cases
+from bn_conformance import grid
+from bn_conformance.case import BadDescriptor, parse
+from bn_conformance.inputs import make_problem
+from bn_conformance.results import scrub_paths
+from bn_conformance.strategies import cases
 
 GOLDEN = {
     "train_f32_nchw_2x3x4x5_offset1e4_m0.1_e1e-05_k3_aff_trs_s0": "b3f37f7340781ff9a4181d8ecff568b4217afd65d8d15df31b412d846b862f70",

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adapters import pytorch  # noqa: E402
+from bn_conformance.adapters import pytorch  # noqa: E402
 
 
 def test_cpu_only_machine_offers_cpu_and_no_native_cuda_variant():
@@ -24,7 +24,7 @@ def test_cuda_machine_offers_cuda_on_every_variant():
 
 
 def test_targets_are_adapter_times_device():
-    from adapters.protocol import Target
+    from bn_conformance.adapters.protocol import Target
     with mock.patch.object(torch.cuda, "is_available", return_value=True):
         targets = [Target(a.name, d) for a in pytorch.adapters() for d in a.devices()]
     ids = {t.id for t in targets}

@@ -3,7 +3,7 @@ honest backend and on PyTorch, whose conventions are documented."""
 import numpy as np
 import pytest
 
-from conformance.fingerprint import compare, fingerprint
+from bn_conformance.fingerprint import compare, fingerprint
 from tests.planted.backends import PLANTED, NumpyBN
 
 EXPECTED = {
@@ -42,7 +42,7 @@ def test_declared_preset_mismatch_is_flagged():
 
 
 def test_pytorch_fingerprint_matches_preset():
-    torch_adapters = pytest.importorskip("adapters.pytorch")
+    torch_adapters = pytest.importorskip("bn_conformance.adapters.pytorch")
     fp = _fp(torch_adapters.NnModule())
     assert compare(fp, "pytorch") == [], fp
     assert fp["one_value"]["value"].startswith("raises")

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.results import load
+from bn_conformance.results import load
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "planted" / "misbehaving.py"

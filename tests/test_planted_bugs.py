@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import grid
-from conformance.compare import FAILING
-from conformance.evaluate import evaluate
+from bn_conformance import grid
+from bn_conformance.compare import FAILING
+from bn_conformance.evaluate import evaluate
 from tests.planted.backends import BUGS, PLANTED, NumpyBN
 
 ROOT = Path(__file__).resolve().parents[1]

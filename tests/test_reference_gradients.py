@@ -6,7 +6,7 @@ and rounding error O(u / h); h = 1e-5 * (1 + |z|) balances them near 1e-10 relat
 import numpy as np
 import pytest
 
-import reference as ref
+from bn_conformance import reference as ref
 
 RTOL = 1e-7
 

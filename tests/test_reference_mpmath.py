@@ -10,8 +10,8 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-import reference as ref
-from reference.running import RunningRule
+from bn_conformance import reference as ref
+from bn_conformance.reference.running import RunningRule
 
 mp.mp.dps = 50
 

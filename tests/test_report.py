@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reports
-from reports import __main__ as cli
-from reports import build, model, sample
-from reports.model import ReportError
+from bn_conformance import reports
+from bn_conformance.reports import __main__ as cli
+from bn_conformance.reports import build, model, sample
+from bn_conformance.reports.model import ReportError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,10 +213,10 @@ def test_atomic_output(tmp_path, monkeypatch):
 
 
 def test_real_evaluate_records(tmp_path):
-    """Records from conformance.evaluate (a raising and a silent adapter) render, with the error escaped."""
-    from conformance.case import parse
-    from conformance.evaluate import evaluate
-    from conformance.results import run_header
+    """Records from bn_conformance.evaluate (a raising and a silent adapter) render, with the error escaped."""
+    from bn_conformance.case import parse
+    from bn_conformance.evaluate import evaluate
+    from bn_conformance.results import run_header
 
     class Raising:
         name, framework, convention = "fake.<raise>", "fake", "pytorch"
@@ -253,7 +253,7 @@ def test_real_evaluate_records(tmp_path):
 def test_snippet_runs_standalone(tmp_path):
     """The torch reproducer runs with torch alone and reproduces the suite's numbers."""
     torch = pytest.importorskip("torch")
-    from reports import repro
+    from bn_conformance.reports import repro
     cid = "train_f32_nchw_2x3x2x2_normal_m0.1_e1e-05_k3_aff_trs_s0"
     rec = {"case_id": cid, "adapter": "torch.nn", "device": "cpu", "framework": "torch", "version": torch.__version__}
     lang, code = repro.snippet(rec, sample.check("running_var", "running", "fail", 2.0, worst_index=[2, 1],

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import reports
-from reports import sample
+from bn_conformance import reports
+from bn_conformance.reports import sample
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

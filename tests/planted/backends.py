@@ -13,10 +13,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from adapters.protocol import Problem
+from bn_conformance.adapters import Hooks, Problem, Step
 
 
-class NumpyBN:
+class NumpyBN(Hooks):
     name = "numpy.clean"
     framework = "numpy"
     convention = "pytorch"
@@ -106,64 +106,50 @@ class NumpyBN:
             return f * old + (1.0 - f) * stat
         return (1.0 - f) * old + f * stat
 
-    # -- the protocol's scenario ---------------------------------------------------------
-    def run(self, pb: Problem, device: str):
+    # -- the scenario's hooks (bn_conformance.adapters.scenario plays the modes) ------------------
+    def create(self, pb: Problem, device: str):
         wp = self._wp(pb)
-        ax = pb.axis
-        out_dt = np.float16 if pb.dtype == "float16" else wp
-        X = pb.x.astype(np.float16 if self.bug == "f16_accumulate" and pb.dtype == "float16" else wp)
-        DY = pb.dy.astype(wp)
         C = pb.channels
-        g = self._bc(pb.gamma.astype(wp), X[0], ax)
-        b = self._bc(pb.beta.astype(wp), X[0], ax)
-        if pb.running_mean is not None:
-            rm, rv = pb.running_mean.astype(wp), pb.running_var.astype(wp)
-        else:
-            rm, rv = np.zeros(C, wp), np.ones(C, wp)
-        n = X[0].size // max(X[0].shape[ax], 1) if X[0].shape[ax] else 0
-        batch_stats = pb.mode == "train" or pb.mode == "frozen" or not pb.track_running_stats
-        if batch_stats and n == 1:
+        return {"pb": pb, "wp": wp, "rm": np.zeros(C, wp), "rv": np.ones(C, wp),
+                "g": pb.gamma.astype(wp), "b": pb.beta.astype(wp)}
+
+    def load_stats(self, layer, mean, var):
+        layer["rm"], layer["rv"] = np.asarray(mean).astype(layer["wp"]), np.asarray(var).astype(layer["wp"])
+        return layer
+
+    def freeze(self, layer):   # the "pytorch" preset: frozen parameters, the mode is untouched
+        return layer
+
+    def forward(self, layer, x, dy, training):
+        pb, wp = layer["pb"], layer["wp"]
+        ax = pb.axis
+        f16 = self.bug == "f16_accumulate" and pb.dtype == "float16"
+        x = np.asarray(x).astype(np.float16 if f16 else wp)
+        dy = np.asarray(dy if dy is not None else np.zeros(pb.shape)).astype(wp)
+        g, b = self._bc(layer["g"], x, ax), self._bc(layer["b"], x, ax)
+        n = x.size // x.shape[ax] if x.shape[ax] else 0
+        batch = training or not pb.track_running_stats
+        if batch and n == 1:
             raise ValueError("Expected more than 1 value per channel when training")
-        rec = {k: [] for k in ("y", "dx", "dgamma", "dbeta", "running_mean", "running_var")}
-
-        def to_out(a):  # round to the case's dtype (bfloat16 via ml_dtypes), carried in wp
-            return (a.astype(ml_dtypes.bfloat16) if pb.dtype == "bfloat16" else a.astype(out_dt)).astype(wp)
-
-        def keep(y, dx, dg=None, db=None):
-            rec["y"].append(to_out(y))
-            rec["dx"].append(to_out(dx))
-            if dg is not None:
-                rec["dgamma"].append(dg.reshape(-1))
-                rec["dbeta"].append(db.reshape(-1))
-            if pb.track_running_stats:
-                rec["running_mean"].append(rm.copy())
-                rec["running_var"].append(rv.copy())
-
-        if pb.mode == "infer" and pb.track_running_stats:
-            y, dx, dg, db = self._infer(X[0].astype(wp), DY[0], g, b, self._bc(rm, X[0], ax), self._bc(rv, X[0], ax), pb.eps, ax)
-            keep(y, dx, dg, db)
+        if batch:
+            y, dx, dg, db, mean, var, nn = self._train(x, dy, g, b, pb.eps, ax)
+            if training and pb.track_running_stats and nn > 0 and self.bug != "wrong_axes":
+                fed = var.reshape(-1) if self.bug == "estimator_swapped" else var.reshape(-1) * (nn / (nn - 1))
+                layer["rm"] = self._update(layer["rm"], mean.reshape(-1), pb.momentum)
+                layer["rv"] = self._update(layer["rv"], fed, pb.momentum)
         else:
-            steps = pb.steps if pb.mode != "infer" else 1
-            for k in range(steps):
-                x = X[k] if self.bug == "f16_accumulate" else X[k].astype(wp)
-                y, dx, dg, db, mean, var, nn = self._train(x, DY[k], g, b, pb.eps, ax)
-                if pb.track_running_stats and nn > 0 and self.bug != "wrong_axes":
-                    fed = var.reshape(-1) if self.bug == "estimator_swapped" else var.reshape(-1) * (nn / (nn - 1))
-                    rm = self._update(rm, mean.reshape(-1), pb.momentum)
-                    rv = self._update(rv, fed, pb.momentum)
-                keep(y, dx, *((dg, db) if pb.mode != "frozen" else ()))
-        res = {k: np.stack(v) for k, v in rec.items() if v}
-        if not pb.affine or pb.mode == "frozen":
-            res.pop("dgamma", None)
-            res.pop("dbeta", None)
-        if pb.mode == "train":
-            x = X[-1].astype(wp)
-            if pb.track_running_stats:
-                y, *_ = self._infer(x, DY[-1], g, b, self._bc(rm, x, ax), self._bc(rv, x, ax), pb.eps, ax)
-            else:
-                y, *_ = self._train(x, DY[-1], g, b, pb.eps, ax)
-            res["y_eval"] = to_out(y)
-        return res
+            y, dx, dg, db = self._infer(x.astype(wp), dy, g, b, self._bc(layer["rm"], x, ax),
+                                        self._bc(layer["rv"], x, ax), pb.eps, ax)
+        return Step(self._round(y, pb), self._round(dx, pb), dg.reshape(-1), db.reshape(-1)), layer
+
+    def stats(self, layer):
+        return layer["rm"].copy(), layer["rv"].copy()
+
+    @staticmethod
+    def _round(a, pb):
+        """Round to the case's dtype (bfloat16 via ml_dtypes), as a kernel's output would be."""
+        out = ml_dtypes.bfloat16 if pb.dtype == "bfloat16" else (np.float16 if pb.dtype == "float16" else a.dtype)
+        return np.asarray(a).astype(out).astype(np.float64)
 
 
 def _planted(bug_name: str, doc: str):
