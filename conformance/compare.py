@@ -37,7 +37,7 @@ class Check:
     actual: float | None = None
     tolerance: float | None = None
     detail: str = ""
-    deviation: str | None = None        # id of the known deviation that matched
+    finding: str | None = None          # id of the known finding this failure is attributed to
     steps: dict | None = None           # running statistics: per-step ratio, and the reference
                                         # and implementation values of the worst channel
 

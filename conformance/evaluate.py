@@ -19,7 +19,7 @@ import numpy as np
 from bn_conformance.adapters.protocol import Adapter, Problem
 from bn_conformance.reference import preset
 
-from . import deviations, properties
+from . import findings as known, properties
 from .case import Case
 from .compare import FAILING, Check, compare, representable, worst
 from .distributions import get as distribution
@@ -43,13 +43,14 @@ class CaseResult:
     skip_reason: str | None = None
     timings: dict = field(default_factory=dict)
     output: str | None = None          # what an isolated adapter printed during the call (bounded)
+    findings: list = field(default_factory=list)   # [{"id", "triggered"}] of the findings covering this case
 
     def record(self, run_id: str) -> dict:
         rec = {"type": "case", "run_id": run_id, "case_id": self.case_id, "adapter": self.adapter,
                "device": self.device, "framework": self.framework, "version": self.version,
                "convention": self.convention, "verdict": self.verdict,
                "checks": [c.as_dict() for c in self.checks], "error": self.error,
-               "skip_reason": self.skip_reason, "timings": self.timings}
+               "skip_reason": self.skip_reason, "timings": self.timings, "findings": self.findings}
         if self.output:
             rec["output"] = self.output
         return rec
@@ -144,30 +145,19 @@ def _checks(case: Case, exp: Expected, out: dict[str, np.ndarray], pb: Problem, 
     return checks
 
 
-def _apply_deviations(res: CaseResult, generated: bool = False) -> None:
-    """Failing checks named by a matching known deviation become xfails; a matching
-    deviation none of whose checks fails in this case is an xpass (strict per case).
-    Generated (hypothesis) cases use ``deviations.for_generated`` and are never xpass."""
-    find = deviations.for_generated if generated else deviations.for_case
-    devs = find(res.adapter, res.version, res.device, res.case_id)
-    if not devs:
-        return
-    reproduced = set()
-    for c in res.checks:
-        if c.verdict not in FAILING:
-            continue
-        d = next((d for d in devs if d.names(c.name)), None)
-        if d is None:
-            continue
-        reproduced.add(d.id)
-        c.deviation = d.id
-        c.verdict = "xfail"
-        c.detail = f"known deviation {d.id}: {d.reason} [{d.evidence}] -- observed: {c.detail}"
-    for d in devs if not generated else ():
-        if d.id not in reproduced:
-            res.checks.append(Check(f"deviation:{d.id}", "parity", "xpass", deviation=d.id,
-                                    detail=f"known deviation {d.id} ({d.source}) matches this case but none of its "
-                                           f"checks {list(d.checks)} fails: the behaviour changed; narrow or delete the entry"))
+def attribute(res: CaseResult, case: Case) -> None:
+    """Attribute failing checks to the known findings whose ``when`` covers this case (and
+    whose envelope they fit): they become xfails naming the finding. Every matching finding
+    is listed in ``res.findings`` with whether it triggered here; failing checks no finding
+    names still fail. Strictness is judged per finding over the whole run (``findings.stale``)."""
+    res.findings = []
+    for f in known.for_case(case, res.adapter, res.version, res.device):
+        triggered = False
+        for c in res.checks:
+            if c.verdict in FAILING and c.finding is None and f.names(c.name) and f.envelope.fits(c):
+                c.finding, c.verdict = f.id, "xfail"
+                triggered = True
+        res.findings.append({"id": f.id, "triggered": triggered})
 
 
 def _fault(res: CaseResult, fault, what: str, t0: float) -> CaseResult:
@@ -177,9 +167,8 @@ def _fault(res: CaseResult, fault, what: str, t0: float) -> CaseResult:
     return res
 
 
-def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool = True,
-             generated: bool = False) -> CaseResult:
-    """Run ``case`` on ``adapter``; ``known_deviations=False`` leaves failing checks failing
+def evaluate(adapter: Adapter, device: str, case: Case, attribute_findings: bool = True) -> CaseResult:
+    """Run ``case`` on ``adapter``; ``attribute_findings=False`` leaves failing checks failing
     (for measurements such as fingerprints, which judge raw behaviour)."""
     res = CaseResult(case.id, adapter.name, device, str(getattr(adapter, "framework", "?")), adapter_version(adapter),
                      str(getattr(adapter, "convention", "?")))
@@ -232,8 +221,8 @@ def evaluate(adapter: Adapter, device: str, case: Case, known_deviations: bool =
         res.checks.append(Check("outcome", "parity", "pass"))
         caps = getattr(adapter, "capabilities", None) or ("grad",)
         res.checks += _checks(case, exp, out, pb, "grad" in caps)
-    if known_deviations:
-        _apply_deviations(res, generated)
+    if attribute_findings:
+        attribute(res, case)
     res.verdict = worst(c.verdict for c in res.checks)
     res.timings["compare_s"] = time.perf_counter() - t3
     return res

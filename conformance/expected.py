@@ -59,7 +59,8 @@ def _train_reference(case: Case, k: int, x, dy, g, b):
             _TRAIN_MEMO.clear()
         y, mean, var = ref.forward_train(x, g, b, case.eps, case.channel_axis)
         dx, dg, db = ref.backward_train(dy, x, g, case.eps, case.channel_axis)
-        hit = _TRAIN_MEMO[key] = (y, mean, var, dx, dg, db)
+        xhat = ref.normalized(x, case.eps, case.channel_axis)
+        hit = _TRAIN_MEMO[key] = (y, mean, var, dx, dg, db, xhat)
     return hit
 
 
@@ -85,12 +86,11 @@ class _Builder:
         (inference without running statistics normalises with the batch's)."""
         x, dy, ax, nd, p, n = self.X[k], self.DY[k], self.ax, self.X[k].ndim, self.p, self.n
         eps = self.case.eps
-        y, mean, var, dx, dg, db = _train_reference(self.case, k, x, dy, self.g, self.b)
+        y, mean, var, dx, dg, db, xhat = _train_reference(self.case, k, x, dy, self.g, self.b)
         with np.errstate(invalid="ignore", divide="ignore"):
             sigma = np.sqrt(var + eps)
             kappa = _chan_mean(np.abs(x), ax) / sigma
             e = T.budget(p, n, kappa)
-            xhat = (x - _bc(mean, nd, ax)) / _bc(sigma, nd, ax)
             gb, bb, eb = _bc(self.g, nd, ax), _bc(self.b, nd, ax), _bc(e, nd, ax)
             self.add("y_eval" if eval_only else "y", y, T.y_train_tol(p, eb, gb, bb, xhat))
             if eval_only:

@@ -229,7 +229,7 @@ def probe_frozen(adapter, device):
 def probe_variance(adapter, device):
     from .evaluate import evaluate
     case = Case("train", "float32", "nc", (16, 5), "offset1e4")
-    res = evaluate(adapter, device, case, known_deviations=False)
+    res = evaluate(adapter, device, case, attribute_findings=False)
     y = next((c for c in res.checks if c.name == "y"), None)
     if y is None or y.ratio is None:
         return _field("not measured", res.skip_reason or res.error or "no y check")
@@ -312,26 +312,40 @@ def compare(fp: dict, convention_name: str) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 when every measurement agrees with the declared preset, 1 when one
+    contradicts it (a MISMATCH line; a finding may explain it), 2 on a usage error."""
     ap = argparse.ArgumentParser(prog="python -m bn_conformance.fingerprint",
-                                 description="Measure an adapter's batch-norm conventions from probe cases.")
-    ap.add_argument("adapter", help="installed adapter name, or MODULE:NAME / FILE.py:NAME")
-    ap.add_argument("--device", default="cpu")
+                                 description="Measure an adapter's batch-norm conventions from probe cases. "
+                                             "Exit 1 if a measurement contradicts the declared preset.")
+    ap.add_argument("adapter", help="adapter name or glob, or MODULE:NAME / FILE.py:NAME[#adapter]")
+    ap.add_argument("--device", default=None, help="device (default: every device the adapter offers here)")
     args = ap.parse_args(argv)
-    from bn_conformance.adapters.loading import AdapterLoadError, from_spec, installed
+    from .repro import targets_for
+    from .selection import SelectionError
     try:
-        adapter = from_spec(args.adapter)[0] if ":" in args.adapter else installed()[0][args.adapter]
-    except (KeyError, AdapterLoadError) as exc:
-        found = sorted(installed()[0])
-        print(f"error: no adapter {args.adapter!r} ({exc}); installed: {found}", file=sys.stderr)
+        sel, targets = targets_for(args.adapter, args.device)
+    except SelectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    with np.errstate(all="ignore"):
-        fp = fingerprint(adapter, args.device)
-    bad = compare(fp, adapter.convention)
-    print(f"{adapter.name}@{args.device} ({adapter.framework} {adapter.version()}), declared convention {adapter.convention!r}")
-    for k, f in fp.items():
-        flag = "MISMATCH" if k in bad else ""
-        print(f"  {k:10s} {f['value']:<58s} {flag}\n  {'':10s}   {f['evidence']}")
-    return 0
+    from .evaluate import adapter_version
+    status = 0
+    for t in targets:
+        adapter = sel.adapters[t.adapter]
+        with np.errstate(all="ignore"):
+            fp = fingerprint(adapter, t.device)
+        bad = compare(fp, adapter.convention)
+        probes_failed = [k for k, f in fp.items() if str(f["value"]).startswith("not measured")
+                         and "raised" in str(f["evidence"]) and "Worker" in str(f["evidence"])]
+        print(f"{adapter.name}@{t.device} ({adapter.framework} {adapter_version(adapter)}), "
+              f"declared convention {adapter.convention!r}")
+        for k, f in fp.items():
+            flag = "MISMATCH" if k in bad else ""
+            print(f"  {k:10s} {str(f['value']):<58s} {flag}\n  {'':10s}   {f['evidence']}")
+        if bad or probes_failed:
+            status = 1
+        if probes_failed:
+            print(f"  probes that crashed the adapter: {', '.join(probes_failed)}")
+    return status
 
 
 if __name__ == "__main__":
@@ -353,7 +367,7 @@ def record(fp: dict, bad: list[str], run_id: str, adapter, device: str, known: d
             fields[key]["evidence"] += f"; {f['evidence']}"
             continue
         fields[key] = {"value": f["value"], "evidence": f["evidence"], "mismatch": k in bad,
-                       "probe": k, "deviation": known.get(k)}
+                       "probe": k, "finding": known.get(k)}
     if "layouts" in fp and "channel_axis" in fields:
         fields["channel_axis"]["value"] = f"{fp['reduction']['value']}; accepts axis {fp['layouts']['value']}"
     from .evaluate import adapter_version
@@ -363,30 +377,32 @@ def record(fp: dict, bad: list[str], run_id: str, adapter, device: str, known: d
 
 
 def judge_fingerprint(adapter, target, run) -> None:
-    """Measure, record and assert one target's fingerprint (the fingerprint area's test)."""
+    """Measure, record and assert one target's fingerprint (the fingerprint area's test). A
+    mismatch with the declared preset fails unless a finding names ``fingerprint.<probe>``."""
     import pytest
 
-    from . import deviations
+    from . import findings as known_findings
     from .evaluate import adapter_version
     with np.errstate(all="ignore"):
         fp = fingerprint(adapter, target.device)
     bad = compare(fp, adapter.convention)
     version = adapter_version(adapter)
-    known, unknown, stale = {}, [], []
-    for probe in fp:
-        d = deviations.find(adapter.name, version, target.device, "fingerprint", f"fingerprint.{probe}")
-        if probe in bad and d:
-            known[probe] = d.id
-        elif probe in bad:
+    applicable = known_findings.applicable(adapter.name, version, target.device)
+    known, unknown = {}, []
+    for probe in bad:
+        f = next((f for f in applicable if f.names(f"fingerprint.{probe}")), None)
+        if f is not None:
+            known[probe] = f.id
+        else:
             unknown.append(probe)
-        elif d:
-            stale.append(f"{probe} (deviation {d.id})")
-    run.write(record(fp, bad, run.run_id, adapter, target.device, known))
+    listed = [{"id": f.id, "triggered": f.id in known.values()} for f in applicable
+              if any(f.names(f"fingerprint.{p}") for p in fp)]
+    rec = record(fp, bad, run.run_id, adapter, target.device, known)
+    rec["findings"] = listed
+    run.write(rec)
     lines = [f"  {p}: measured {fp[p]['value']!r} -- {fp[p]['evidence']}" for p in unknown]
-    if unknown or stale:
+    if unknown:
         pytest.fail(f"{target.id} declares convention {adapter.convention!r} but measures differently:\n"
-                    + "\n".join(lines)
-                    + (f"\n  known deviations that no longer reproduce (delete them): {stale}" if stale else ""),
-                    pytrace=False)
+                    + "\n".join(lines), pytrace=False)
     if known:
-        pytest.xfail(f"{target.id}: known convention deviations {known}")
+        pytest.xfail(f"{target.id}: measured conventions explained by findings {known}")

@@ -179,11 +179,27 @@ class Run:
         selection = {"adapters": opt("--adapter"), "devices": opt("--device"), "cases": opt("--case"),
                      "keyword": self.config.option.keyword or "", "markers": self.config.option.markexpr or "",
                      "all_adapters": bool(opt("--all-adapters")), "partial": self.partial}
-        return run_header(self.run_id, adapters, dict(sel.unavailable) | {k: v for k, v in sel.load_errors.items()},
-                          {n: c.as_dict() for n, c in presets().items()}, dict(sel.devices), selection)
+        from . import findings
+        known = {}
+        for name, m in sel.metas.items():
+            for d in m.get("devices") or ["cpu"]:
+                for f in findings.applicable(name, str(m.get("version")), d):
+                    known[f.id] = f.as_dict()
+        header = run_header(self.run_id, adapters, dict(sel.unavailable) | {k: v for k, v in sel.load_errors.items()},
+                            {n: c.as_dict() for n, c in presets().items()}, dict(sel.devices), selection)
+        header["findings"] = known
+        return header
 
     def write(self, record: dict) -> None:
         self.files.write(record)
+
+    def adapter_spec(self, name: str) -> str | None:
+        """What selects adapter ``name`` on the command line when its name alone does not: a
+        user spec FILE.py:ATTR#name (entry-point adapters are found by name)."""
+        origin = self.selection.origin.get(name, "built-in")
+        if origin == "built-in" or origin.startswith("entry point"):
+            return None
+        return origin if origin.endswith(f"#{name}") else f"{origin.split('#')[0]}#{name}"
 
 
 # -- collection -----------------------------------------------------------------------------------
@@ -268,21 +284,28 @@ def judge(request):
 
     def _judge(target, case, generated: bool = False):
         key = (target.id, case.id)
+        spec = run.adapter_spec(target.adapter)
         res = run.cache.get(key)
         if res is None:
-            res = evaluate(run.selection.adapters[target.adapter], target.device, case, generated=generated)
+            res = evaluate(run.selection.adapters[target.adapter], target.device, case)
             run.cache[key] = res
-            run.write(res.record(run.run_id))
+            rec = res.record(run.run_id)
+            if res.verdict not in ("pass", "refused", "skip"):
+                from .evaluate import problem_of
+                from .repro import commands, input_summary
+                rec["repro"] = {"lang": "shell", "code": commands(case.id, spec or res.adapter, res.device)}
+                rec["inputs"] = input_summary(case, problem_of(case))
+            run.write(rec)
         props = request.node.user_properties
         props += [("adapter", res.adapter), ("framework", res.framework), ("version", res.version),
                   ("verdict", res.verdict)]
         ratios = [c.ratio for c in res.checks if c.ratio is not None and c.ratio == c.ratio]
         if ratios:
             props.append(("worst_ratio", f"{max(ratios):.4g}"))
-        findings = sorted({c.deviation for c in res.checks if c.deviation})
+        findings = sorted({c.finding for c in res.checks if c.finding})
         if findings:
             props.append(("findings", " ".join(findings)))
-        require(res, generated)
+        require(res, generated, spec)
         return res
 
     return _judge
@@ -315,8 +338,18 @@ def pytest_sessionfinish(session, exitstatus):
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     status = "interrupted" if interrupted else ("partial" if run.partial else "complete")
     run.status = status
+    from . import findings
+    from .results import load
+    try:
+        judged = findings.judge_run(load(run.folder), grid.all_cases())
+    except Exception as exc:  # noqa: BLE001 -- the results stay; the judgement says why it is missing
+        judged, run.judge_error = [], f"{type(exc).__name__}: {exc}"
+    run.stale = [j for j in judged if j["stale"]] if not interrupted else []
+    if run.stale and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     run.final = ses.finish(run.folder, run.run_id, status,
-                           {"exitstatus": int(exitstatus), "wall_s": round(time.time() - run.started, 3)})
+                           {"exitstatus": int(session.exitstatus), "wall_s": round(time.time() - run.started, 3),
+                            "findings": judged})
     if run.final and not session.config.getoption("--no-report"):
         try:
             from bn_conformance.reports import build_report
@@ -356,6 +389,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for (a, d), cnt in sorted(counts.items()):
             tr.write_line(f"{a + '@' + d:{width}s}" + "".join(f"{cnt[c]:>11d}" for c in used))
         tr.write_line("")
+    for j in getattr(run, "stale", []):
+        tr.write_line(f"STALE FINDING {j['id']} on {j['adapter']}@{j['device']}: it covers {j['matched']} case(s) of "
+                      f"this run and triggered on none; the behaviour changed: narrow or delete it "
+                      f"(conformance/findings/)", red=True)
+    if getattr(run, "judge_error", None):
+        tr.write_line(f"findings NOT judged: {run.judge_error}", red=True)
     if final:
         tr.write_line(f"results: {final} ({getattr(run, 'status', '?')} run {run.run_id})")
     if getattr(run, "report", None):

@@ -13,7 +13,10 @@
 
 Bounds are sums of the per-element tolerances of ``conformance.tolerance``: if every
 element is within its tolerance of an exact value for which the identity holds, the
-identity holds up to that sum.
+identity holds up to that sum. To that the bounds add the error of what the suite itself
+computes here in float64: x_hat comes from the reference (within one ulp,
+``reference.normalized``), and a per-channel sum of n products errs by at most
+g(n) * u64 * sum |terms| (the policy's reduction bound, tolerance.growth).
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ import numpy as np
 
 from .compare import Check, bounded
 from .expected import Expected
+from .tolerance import growth
+
+U64 = 2.0 ** -53
 
 
 def _per_channel_sum(a, ax):
@@ -37,12 +43,19 @@ def grad_identities(out: dict, exp: Expected, ax: int, gamma: np.ndarray, eps: f
     for k, xhat in enumerate(exp.aux["xhat"]):
         finite = np.isfinite(_per_channel_sum(xhat, ax))
         xh = np.nan_to_num(xhat)
+        n = xh.size // max(xh.shape[ax], 1) if xh.shape[ax] else 0
+        g = growth(n) * U64                          # the suite's own float64 sums
         sigma = np.nan_to_num(exp.aux["sigma"][k], nan=1.0)
-        remainder = (gamma.astype(np.float64) / sigma) * _per_channel_sum(exp.aux["dy"][k] * xh, ax) * eps / (sigma * sigma)
+        dyx = _per_channel_sum(exp.aux["dy"][k] * xh, ax)
+        remainder = (gamma.astype(np.float64) / sigma) * dyx * eps / (sigma * sigma)
+        own_rem = g * np.abs(gamma.astype(np.float64) / sigma) * _per_channel_sum(np.abs(exp.aux["dy"][k] * xh), ax) \
+            * eps / (sigma * sigma) + 8 * U64 * np.abs(remainder)
+        dxk = np.nan_to_num(dx[k])
         sums.append(np.where(finite, _per_channel_sum(dx[k], ax), 0.0))
         ortho.append(np.where(finite, _per_channel_sum(dx[k] * xh, ax) - remainder, 0.0))
-        b_sum.append(np.where(finite, _per_channel_sum(tol[k], ax), 1.0))
-        b_ortho.append(np.where(finite, _per_channel_sum(tol[k] * np.abs(np.nan_to_num(xhat)), ax), 1.0))
+        b_sum.append(np.where(finite, _per_channel_sum(tol[k], ax) + g * _per_channel_sum(np.abs(dxk), ax), 1.0))
+        b_ortho.append(np.where(finite, _per_channel_sum(tol[k] * np.abs(xh), ax)
+                                + g * _per_channel_sum(np.abs(dxk * xh), ax) + own_rem, 1.0))
     checks.append(bounded("grad_sum_zero", np.array(sums), np.array(b_sum), "per-channel sum of dx"))
     checks.append(bounded("grad_orthogonal", np.array(ortho), np.array(b_ortho), "per-channel sum of dx * x_hat"))
     return checks

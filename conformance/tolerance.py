@@ -51,17 +51,18 @@ Notation, per case and per channel c:
    above with the inference x_hat and the error of 4.
 
 6. Running statistics r_t = (1 - w_t) r_{t-1} + w_t s_t propagate: tol_t =
-   |1 - w_t| tol_{t-1} + |w_t| tol(s_t) + C0 u_s (|(1 - w_t) r_{t-1}| + |w_t s_t|).
+   |1 - w_t| tol_{t-1} + |w_t| tol(s_t) + the update's own roundings (running_tol: every
+   algebraically equivalent form of the update, within its roundings).
    An unbiased variance multiplies the variance tolerance by n/(n-1).
 
 7. Floors: every tolerance gets C0 * (smallest normal of its dtype), so flushing
    subnormals to zero is allowed.
 
 8. The exact tier ("exact" distribution): batch mean and biased variance are exactly
-   representable and every partial sum of a reasonable algorithm is exact, so the
-   statistics get zero tolerance beyond rounding their final value: one rounding for
-   the mean and biased variance, two for an unbiased one (n/(n-1) may itself be rounded),
-   and the same for each running-statistics update.
+   representable and every partial sum of a reasonable algorithm is exact, so the batch
+   statistics get zero tolerance and an unbiased one two roundings (n/(n-1) may itself be
+   rounded); a running-statistics update adds the roundings of 6, which are zero for the
+   (1 - w) r + w s form with w = 1 but not for the equivalent r + w (s - r).
 
 Non-finite expected values must be matched exactly (NaN by NaN, +-Inf by the same Inf).
 """
@@ -151,7 +152,15 @@ def dbeta_tol(p: Precision, n, sum_abs_dy, dbeta):
 
 
 def running_tol(p: Precision, tol_prev, tol_stat, w, prev, stat):
-    """Propagation through one update. With w = 1 (or 0) both products are exact and the
-    update adds no rounding of its own: that is what lets the exact tier stay exact."""
-    rounding = 0.0 if w in (0.0, 1.0) else C0 * p.u_s * (np.abs((1.0 - w) * prev) + np.abs(w * stat)) + p.floor_s
+    """Propagation through one update. Every algebraically equivalent form of the update is
+    admitted within its roundings: (1 - w) r + w s, r + w (s - r) (TensorFlow's
+    assign_moving_average), r - (r - s) w. With w = 0 each form returns r exactly; with w = 1
+    the first returns s exactly but the second rounds s - r and then r + (s - r), an error of
+    at most 2 u (|r| + |s|); otherwise C0 roundings of the terms."""
+    if w == 0.0:
+        rounding = 0.0
+    elif w == 1.0:
+        rounding = 2.0 * p.u_s * (np.abs(prev) + np.abs(stat))
+    else:
+        rounding = C0 * p.u_s * (np.abs((1.0 - w) * prev) + np.abs(w * stat) + np.abs(w * (stat - prev))) + p.floor_s
     return abs(1.0 - w) * tol_prev + abs(w) * tol_stat + rounding

@@ -7,12 +7,12 @@ Public surface:
   conventions Convention, preset, presets (the data in conventions.toml)
 """
 from .batchnorm import (UndefinedResult, backward_inference, backward_train, batch_stats, count,
-                        forward_inference, forward_train, reduction_axes, unbiased)
+                        forward_inference, forward_train, normalized, reduction_axes, unbiased)
 from .conventions import Convention, preset, presets
 from .running import RunningRule, fed_variance, step, trajectory, update
 
 __all__ = [
     "UndefinedResult", "backward_inference", "backward_train", "batch_stats", "count", "forward_inference",
-    "forward_train", "reduction_axes", "unbiased", "Convention", "preset", "presets", "RunningRule",
+    "forward_train", "normalized", "reduction_axes", "unbiased", "Convention", "preset", "presets", "RunningRule",
     "fed_variance", "step", "trajectory", "update",
 ]

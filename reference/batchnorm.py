@@ -113,6 +113,15 @@ def forward_train(x, gamma, beta, eps, channel_axis):
     return y, mean.to_float64(), var.to_float64()
 
 
+def normalized(x, eps, channel_axis) -> np.ndarray:
+    """x_hat = (x - mean_B) / sqrt(var_B + eps) with the batch statistics, each element within
+    one float64 ulp of the exact value (computed in double-double): the suite's properties use
+    it, so that their own rounding error stays far below the implementations' (a plain float64
+    x_hat errs by about u * |x| / sigma, which is large for a small spread at a large mean)."""
+    mean, var = _batch_stats_dd(x, channel_axis)
+    return _normalize_dd(x, mean, var, eps, channel_axis).to_float64()
+
+
 def forward_inference(x, running_mean, running_var, gamma, beta, eps, channel_axis):
     """Inference-mode forward [IS15, Algorithm 2 step 11]:
 
