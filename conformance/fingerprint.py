@@ -43,14 +43,30 @@ from .compare import FAILING
 from .inputs import make_problem
 
 
+CRASHES = ("WorkerCrashed", "WorkerTimeout", "WorkerOversize", "WorkerError")
+
+
 def _run(adapter, pb: Problem, device: str):
-    why = adapter.supports(pb, device)
+    """(outputs, None) or (None, why). A probe that crashes, hangs or answers garbage is not
+    an answer about conventions: its ``why`` starts with "crashed" and the fingerprint fails."""
+    from .evaluate import guarded
+    from .outputs import BadOutput, validate
+    why, fault = guarded(adapter.supports, pb, device)
+    if fault is not None:
+        return None, f"crashed in supports(): {fault.message}"
     if why:
         return None, f"unsupported: {why}"
+    out, fault = guarded(adapter.run, pb, device)
+    if fault is not None:
+        kind = fault.message.split(":", 1)[0]
+        if fault.verdict != "raised" or kind in CRASHES:
+            return None, f"crashed ({fault.verdict}): {fault.message}"
+        return None, f"raised {fault.message}"
     try:
-        return {k: np.asarray(v, np.float64) for k, v in adapter.run(pb, device).items()}, None
-    except Exception as exc:  # noqa: BLE001 -- a raising probe is an answer
-        return None, f"raised {type(exc).__name__}: {exc}"
+        steps = pb.steps if pb.mode in ("train", "frozen") else 1
+        return validate(out, pb.shape, steps, pb.channels), None
+    except BadOutput as exc:
+        return None, f"crashed (bad-output): {exc}"
 
 
 def _channel_rows(x: np.ndarray, ax: int) -> np.ndarray:
@@ -230,6 +246,8 @@ def probe_variance(adapter, device):
     from .evaluate import evaluate
     case = Case("train", "float32", "nc", (16, 5), "offset1e4")
     res = evaluate(adapter, device, case, attribute_findings=False)
+    if res.verdict in ("crashed", "timeout", "bad-output"):
+        return _field("not measured", f"crashed ({res.verdict}): {res.error or res.checks[-1].detail}")
     y = next((c for c in res.checks if c.name == "y"), None)
     if y is None or y.ratio is None:
         return _field("not measured", res.skip_reason or res.error or "no y check")
@@ -386,6 +404,8 @@ def judge_fingerprint(adapter, target, run) -> None:
     with np.errstate(all="ignore"):
         fp = fingerprint(adapter, target.device)
     bad = compare(fp, adapter.convention)
+    crashed = [p for p, f in fp.items() if str(f.get("evidence", "")).startswith("crashed")
+               or ": crashed" in str(f.get("evidence", ""))]
     version = adapter_version(adapter)
     applicable = known_findings.applicable(adapter.name, version, target.device)
     known, unknown = {}, []
@@ -401,6 +421,9 @@ def judge_fingerprint(adapter, target, run) -> None:
     rec["findings"] = listed
     run.write(rec)
     lines = [f"  {p}: measured {fp[p]['value']!r} -- {fp[p]['evidence']}" for p in unknown]
+    if crashed:
+        pytest.fail(f"{target.id}: fingerprint probes crashed, hung or returned garbage, so its conventions were "
+                    f"not measured: " + "; ".join(f"{p}: {fp[p]['evidence']}" for p in crashed), pytrace=False)
     if unknown:
         pytest.fail(f"{target.id} declares convention {adapter.convention!r} but measures differently:\n"
                     + "\n".join(lines), pytrace=False)
