@@ -20,6 +20,9 @@ oneDNN benchdnn's problem descriptors). Fields, in descriptor order, joined by "
                   are invalid ones (inference, frozen, or the start of training)
   [r<a>+<b>...]   the batch split across replicas of a, b, ... samples (synchronised
                   batch norm: statistics pooled over every replica)
+  [inittrain]     "fresh" cases only: the framework's initialisation runs in training mode
+                  (where initialising runs a forward pass: Flax init, Haiku init); without it,
+                  initialisation runs in inference mode
   s<seed>         seed
 
 Example: ``train_f32_nchw_2x3x4x5_normal_m0.1_e1e-05_k3_aff_trs_s0``.
@@ -69,6 +72,7 @@ class Case:
     seed: int = 0
     stats: str | None = None
     replicas: tuple[int, ...] | None = None
+    init_train: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
@@ -110,6 +114,8 @@ class Case:
             out.append("a fresh layer gets no supplied statistics")
         if self.stats is not None and not self.track:
             out.append("supplied statistics need track (trs)")
+        if self.init_train and self.mode != "fresh":
+            out.append("inittrain applies to fresh cases only")
         if self.replicas is not None and self.shape:
             if len(self.replicas) < 2 or any(r < 0 for r in self.replicas) or sum(self.replicas) != self.shape[0]:
                 out.append(f"replicas {self.replicas} must be 2 or more batch sizes summing to N = {self.shape[0]}")
@@ -145,6 +151,8 @@ class Case:
             parts.append(f"st{self.stats}")
         if self.replicas:
             parts.append("r" + "+".join(map(str, self.replicas)))
+        if self.init_train:
+            parts.append("inittrain")
         parts.append(f"s{self.seed}")
         return "_".join(parts)
 
@@ -158,7 +166,7 @@ class Case:
 _TOKEN = re.compile(r"^(?P<mode>[a-z]+)_(?P<dt>[a-z0-9]+)_(?P<layout>[a-z]+)_(?P<shape>\d+(?:x\d+)*)_"
                     r"(?P<dist>[a-z0-9]+?)_m(?P<mom>cum|\d+(?:\.\d+)?(?:e[+-]?\d+)?)_e(?P<eps>\d+(?:\.\d+)?(?:e[+-]?\d+)?)"
                     r"_k(?P<k>\d+)_(?P<aff>aff|noaff)_(?P<trs>trs|notrs)(?P<fixed>_fixed)?(?:_st(?P<stats>[a-z]+))?"
-                    r"(?:_r(?P<rep>\d+(?:\+\d+)+))?_s(?P<seed>\d+)$")
+                    r"(?:_r(?P<rep>\d+(?:\+\d+)+))?(?P<init>_inittrain)?_s(?P<seed>\d+)$")
 
 EXAMPLE = "train_f32_nchw_2x3x4x5_normal_m0.1_e1e-05_k3_aff_trs_s0"
 
@@ -180,7 +188,8 @@ def parse(descriptor: str) -> Case:
                     momentum=None if g["mom"] == "cum" else float(g["mom"]), eps=float(g["eps"]),
                     steps=int(g["k"]), affine=g["aff"] == "aff", track=g["trs"] == "trs",
                     fixed=bool(g["fixed"]), seed=int(g["seed"]), stats=g["stats"],
-                    replicas=tuple(int(r) for r in g["rep"].split("+")) if g["rep"] else None)
+                    replicas=tuple(int(r) for r in g["rep"].split("+")) if g["rep"] else None,
+                    init_train=bool(g["init"]))
     except BadDescriptor as exc:
         raise BadDescriptor(f"{descriptor!r}: {exc}") from None
     except (ValueError, OverflowError) as exc:

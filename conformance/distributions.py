@@ -14,8 +14,9 @@ names:
   exact        batch mean and biased variance exactly representable: the exact tier
   nonfinite    NaN or Inf in channel 0: the isolation property applies
   offset       a mean offset of ``offset`` times the spread (conditioning)
-  degenerate   a channel with zero variance
-  magnitude    values near the dtype's limit
+  degenerate   a channel with zero variance (in inference, "constant" also supplies
+               running statistics equal to the values, with zero variance)
+  magnitude    values near the dtype's limit, or squares beyond it
   generated    hypothesis may draw it
 """
 from __future__ import annotations
@@ -28,6 +29,15 @@ import numpy as np
 # Spread for "huge": the largest power of two S with |x| <= 7 S representable in the input
 # dtype and n * (7 S)^2 representable in the statistics dtype for n <= 2^14.
 HUGE_SCALE = {"float16": 2.0 ** 12, "bfloat16": 2.0 ** 56, "float32": 2.0 ** 56, "float64": 2.0 ** 480}
+# Largest magnitude of "constant": n * M stays below the dtype's maximum / 4 for n <= 2^14
+# (a sum of the channel's values does not overflow), except float16, whose range is small:
+# there M = 2^10 keeps n * M below 65504 for n <= 60; float64 stops at 2^960, below which the
+# reference's double-double products (Dekker's split multiplies by 2^27 + 1) cannot overflow.
+CONSTANT_MAX = {"float16": 2.0 ** 10, "bfloat16": 2.0 ** 110, "float32": 2.0 ** 110, "float64": 2.0 ** 960}
+# Spread for "overflow": squared deviations overflow the accumulation dtype (float32 for
+# 16- and 32-bit inputs: S^2 = 2^140 > 3.4e38; float16 accumulation: S^2 = 2^20 > 65504)
+# while every value, and the normalised output, is finite.
+OVERFLOW_SCALE = {"float16": 2.0 ** 10, "bfloat16": 2.0 ** 70, "float32": 2.0 ** 70}
 
 
 def _same(u, case, mean_c, scale_c):
@@ -89,9 +99,40 @@ def _huge(u, case, mean_c, scale_c):
     return S * np.where(mean_c < 0, -1.0, 1.0), S * np.ones(case.channels)
 
 
+def _constant_moments(u, case, mean_c, scale_c):
+    """Every channel constant; channel c at magnitude 2^(c/(C-1) * log2 M) times 1 + k/8
+    (k in 0..7, so that sums of the values are not exact), alternating sign: from 1 to near
+    the dtype's limit (CONSTANT_MAX)."""
+    C = case.channels
+    top = np.log2(CONSTANT_MAX[case.dtype])
+    expo = np.round(np.arange(C) * (top / max(C - 1, 1)))
+    mant = 1.0 + np.floor(8.0 * u[:C]) / 8.0
+    sign = np.where(np.arange(C) % 2 == 0, 1.0, -1.0)
+    return sign * mant * 2.0 ** expo, np.zeros(C)
+
+
+def _overflow(u, case, mean_c, scale_c):
+    S = OVERFLOW_SCALE[case.dtype]
+    return S * mean_c, S * scale_c
+
+
 def _channel0_constant(x, case, mean_c):
     if x.shape[1]:
         x[0] = mean_c[0]
+    return x
+
+
+def _shard_shift(x, case, mean_c):
+    """Each replica's samples shifted by 3 x its index (the spread is in [0.5, 2)), exactly.
+    Applied on the (C, n) layout, where the batch axis is the slowest of the non-channel
+    axes, so replica r's samples are one contiguous block of columns."""
+    if not case.replicas or not x.shape[1]:
+        return x
+    per = x.shape[1] // case.shape[0]                 # values per sample and channel
+    start = 0
+    for r, size in enumerate(case.replicas):
+        x[:, start * per:(start + size) * per] += 3.0 * r
+        start += size
     return x
 
 
@@ -124,6 +165,15 @@ _ALL = [
     Distribution("inf", "normal, one +Inf in channel 0", frozenset({"nonfinite"}), post=_nonfinite(np.inf)),
     Distribution("huge", "magnitudes near the dtype's limit, with n * variance still representable in the "
                          "statistics dtype", frozenset({"magnitude", "generated"}), moments=_huge),
+    Distribution("constant", "every channel constant (zero variance), magnitudes from 1 to near the dtype's "
+                             "limit: the exact output is beta at every magnitude", frozenset({"degenerate"}),
+                 moments=_constant_moments),
+    Distribution("overflow", "spread 2^70 (float16: 2^10): squared deviations overflow float32 (float16) "
+                             "accumulation while every value and the normalised output are finite",
+                 frozenset({"magnitude"}), moments=_overflow, dtypes=("float16", "bfloat16", "float32")),
+    Distribution("shardshift", "normal, each replica's samples shifted by 3 x its index: the pooled variance is "
+                               "not the mean of the replicas' variances", frozenset({"replicas"}),
+                 post=_shard_shift),
 ]
 DISTRIBUTIONS: dict[str, Distribution] = {d.name: d for d in _ALL}
 

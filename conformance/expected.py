@@ -87,10 +87,12 @@ class _Builder:
         x, dy, ax, nd, p, n = self.X[k], self.DY[k], self.ax, self.X[k].ndim, self.p, self.n
         eps = self.case.eps
         y, mean, var, dx, dg, db, xhat = _train_reference(self.case, k, x, dy, self.g, self.b)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             sigma = np.sqrt(var + eps)
             kappa = _chan_mean(np.abs(x), ax) / sigma
-            e = T.budget(p, n, kappa)
+            e_stats = T.budget(p, n, kappa)
+            # a constant channel (exact variance 0): a stable algorithm's x_hat bound (tolerance 9)
+            e = np.where(var == 0, T.degenerate_budget(p, n, _chan_mean(np.abs(x), ax), eps), e_stats)
             gb, bb, eb = _bc(self.g, nd, ax), _bc(self.b, nd, ax), _bc(e, nd, ax)
             self.add("y_eval" if eval_only else "y", y, T.y_train_tol(p, eb, gb, bb, xhat))
             if eval_only:
@@ -106,7 +108,7 @@ class _Builder:
             if self.exact:
                 tm, tv = T.exact_tol(p, mean, 0), T.exact_tol(p, var, 0)
             else:
-                tm, tv = T.mean_tol(p, e, sigma, mean), T.var_tol(p, e, sigma, var)
+                tm, tv = T.mean_tol(p, e_stats, sigma, mean), T.var_tol(p, e_stats, sigma, var)
         self.add("batch_mean", mean, tm)
         self.add("batch_var", var, tv)
         self.out.aux.setdefault("xhat", []).append(xhat)
@@ -145,18 +147,23 @@ class _Builder:
     def infer(self, rm, rv, trm, trv, k=0, grads=True, name_y="y"):
         x, dy, ax, nd, p, eps = self.X[k], self.DY[k], self.ax, self.X[k].ndim, self.p, self.case.eps
         y = ref.forward_inference(x, rm, rv, self.g, self.b, eps, ax)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             sr = _bc(np.sqrt(rv + eps), nd, ax)
             xhat = (x - _bc(rm, nd, ax)) / sr
             gb, bb = _bc(self.g, nd, ax), _bc(self.b, nd, ax)
             # error carried in from the running statistics themselves (zero when given)
             carried = np.abs(gb) * (_bc(trm, nd, ax) / sr + np.abs(xhat) * _bc(trv, nd, ax) / (2.0 * sr * sr))
-            self.add(name_y, y, T.y_infer_tol(p, gb, bb, xhat, x, _bc(rm, nd, ax), sr) + carried)
+            # x equal to the running mean with zero running variance: y = beta exactly (tolerance 9)
+            at_mean = (_bc(rv, nd, ax) == 0) & (x == _bc(rm, nd, ax)) & (_bc(trm, nd, ax) == 0)
+            y_tol = np.where(at_mean, T.output_rounding(p, 0.0, bb),
+                             T.y_infer_tol(p, gb, bb, xhat, x, _bc(rm, nd, ax), sr) + carried)
+            self.add(name_y, y, y_tol)
             if grads:
                 dx, dg, db = ref.backward_inference(dy, x, rm, rv, self.g, eps, ax)
                 self.add("dx", dx, T.dx_infer_tol(p, dx))
                 if self.case.affine:
-                    err_xhat = T.C0 * p.u_w * ((np.abs(x) + np.abs(_bc(rm, nd, ax))) / sr + np.abs(xhat))
+                    err_xhat = np.where(at_mean, 0.0,
+                                        T.C0 * p.u_w * ((np.abs(x) + np.abs(_bc(rm, nd, ax))) / sr + np.abs(xhat)))
                     e_sum = _chan_sum(np.abs(dy) * err_xhat, ax)
                     self.add("dgamma", dg, T.dgamma_tol(p, self.n, e_sum, _chan_sum(np.abs(dy * xhat), ax), dg))
                     self.add("dbeta", db, T.dbeta_tol(p, self.n, _chan_sum(np.abs(dy), ax), db))

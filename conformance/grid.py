@@ -110,9 +110,96 @@ def _exact() -> list[Case]:
     return out
 
 
+def _sync() -> list[Case]:
+    """Synchronised (cross-replica) batch norm: the batch split across replicas, statistics
+    pooled over every replica's values. Equal and unequal shards, and shards with different
+    means (the pooled variance is not the mean of the shards' variances)."""
+    out = []
+    for reps in ((4, 4), (2, 6), (2, 2, 2, 2)):
+        for d in ("normal", "shardshift"):
+            out += [Case("train", dt, "nc", (8, 5), d, steps=2, replicas=reps) for dt in ("float32", "float64")]
+    for reps in ((2, 2), (1, 3)):
+        out += [Case("train", "float32", lay, shp, "shardshift", steps=2, replicas=reps)
+                for lay, shp in (("nchw", (4, 3, 4, 5)), ("nhwc", (4, 4, 5, 3)))]
+    out += [Case("infer", "float32", "nc", (8, 5), "shardshift", replicas=(4, 4))]
+    out += [Case("train", "float16", "nc", (8, 5), "shardshift", steps=2, replicas=(4, 4))]
+    return out
+
+
+def _lifecycle() -> list[Case]:
+    """A layer exactly as the framework creates it, no statistics supplied: inference before
+    any training step, after initialising in inference mode and (where initialising runs a
+    forward pass: Flax, Haiku) in training mode. The reference: a fresh layer holds the
+    preset's initial statistics (initialisation is not a training step). The first training
+    step from the framework's own initial state is every "train" case."""
+    out = []
+    for lay in ("nc", "nchw", "nhwc"):
+        shp = SHAPES[lay]
+        out += [Case("fresh", dt, lay, shp, init_train=it) for dt in ("float32", "float64") for it in (False, True)]
+    out += [Case("fresh", "float32", "nc", SHAPES["nc"], track=False), Case("fresh", "float16", "nchw", SHAPES["nchw"])]
+    return out
+
+
+def _invalid() -> list[Case]:
+    """Invalid supplied statistics in channel 0 (vocab.SUPPLIED): negative, zero (eps > 0 and
+    eps = 0), NaN and +Inf variance, NaN mean; in inference, frozen, and as the starting state
+    of training. The reference refuses var + eps <= 0 and propagates NaN/Inf by IEEE
+    arithmetic (reference.batchnorm.check_inference_variance); presets declare each
+    framework's policy (invalid_stats)."""
+    out = []
+    for kind in ("negvar", "zerovar", "nanvar", "infvar", "nanmean"):
+        out += [Case("infer", "float32", lay, SHAPES[lay], stats=kind) for lay in ("nc", "nchw")]
+        out += [Case("train", "float32", "nc", SHAPES["nc"], stats=kind, steps=2),
+                Case("frozen", "float32", "nc", SHAPES["nc"], stats=kind)]
+    out += [Case("infer", "float32", "nc", SHAPES["nc"], stats="zerovar", eps=0.0)]
+    out += [Case("train", dt, "nchw", SHAPES["nchw"], stats="given", steps=2) for dt in ("float32", "float64")]
+    return out
+
+
+def _degenerate() -> list[Case]:
+    """Every channel constant, magnitudes from 1 to near the dtype's limit ("constant"): the
+    exact output is beta, in training (zero batch variance) and in inference (inputs equal
+    to the running mean with zero running variance); tolerance.py 9 says what a stable
+    algorithm guarantees there."""
+    return [Case(mode, dt, lay, SHAPES[lay], "constant") for mode in ("train", "infer") for dt in DTYPES
+            for lay in ("nc", "nchw", "nhwc")]
+
+
+def _overflow() -> list[Case]:
+    """Squared deviations beyond the accumulation dtype (float32; float16 accumulated in
+    float16) while every value and the normalised output are finite ("overflow")."""
+    return [Case("train", dt, lay, SHAPES[lay], "overflow") for dt in ("float16", "bfloat16", "float32")
+            for lay in ("nc", "nchw", "nhwc")]
+
+
+def _shapes() -> list[Case]:
+    """Shape classes kernels specialise on, each for a reason:
+      N = 1 with several values per channel (one image): the batch axis has one entry, the
+        reduction runs over the spatial axes alone;
+      8, 16, 32 channels and 17 (vector widths, and a tail that is not a multiple): kernels
+        vectorise over channels in channels-last layouts;
+      16-bit inputs with a few thousand values per channel: accumulation in the input's
+        precision shows only with long reductions;
+      16-bit inputs without affine parameters and without running statistics: mixed-precision
+        kernels key on the parameters' dtype (PyTorch's CPU kernel does)."""
+    out = []
+    one = {"nchw": (1, 3, 4, 5), "nhwc": (1, 4, 5, 3), "ncl": (1, 3, 7)}
+    out += [Case(m, dt, lay, shp) for lay, shp in one.items() for dt in ("float32", "float16") for m in ("train", "infer")]
+    for c in (8, 16, 17, 32):
+        out += [Case("train", dt, "nc", (64, c)) for dt in ("float32", "float16", "bfloat16")]
+        out += [Case("train", "float32", "nchw", (2, c, 4, 4)), Case("train", "float32", "nhwc", (2, 4, 4, c))]
+    for dt in ("float16", "bfloat16"):
+        out += [Case("train", dt, "nc", (4096, 4)), Case("train", dt, "nchw", (16, 4, 16, 16)),
+                Case("train", dt, "nhwc", (16, 16, 16, 4)), Case("train", dt, "nchw", (16, 4, 16, 16), "offset1e2")]
+        out += [Case("train", dt, lay, SHAPES[lay], affine=False, track=False) for lay in ("nc", "nchw", "nhwc")]
+    return out
+
+
 AREAS = {
     "forward": _forward, "conditioning": _conditioning, "running": _running, "inference": _inference,
     "frozen": _frozen, "gradients": _gradients, "properties": _properties, "edge": _edge, "exact": _exact,
+    "sync": _sync, "lifecycle": _lifecycle, "invalid": _invalid, "degenerate": _degenerate, "overflow": _overflow,
+    "shapes": _shapes,
 }
 
 

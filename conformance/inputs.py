@@ -99,11 +99,14 @@ def make_problem(case: Case) -> Problem:
         r = s.uniform(2 * C)
         rm = round_to(mean_c + 0.5 * scale_c * (2.0 * r[:C] - 1.0), pdt)
         rv = round_to(scale_c * scale_c * (0.5 + r[C:]), pdt)
+        if case.dist == "constant":      # inputs equal to the running mean, with zero running variance
+            rm, rv = round_to(round_to(mean_c, dt), pdt), np.zeros(C, pdt)
         rm, rv = _invalidate(rm, rv, case.stats)
     pb = Problem(case_id=case.id, mode=case.mode, dtype=dt, layout=case.layout, shape=tuple(case.shape),
                  channel_axis=1 if case.channel_axis == 1 else -1, momentum=case.momentum, eps=case.eps,
                  affine=case.affine, track_running_stats=case.track, steps=case.steps, x=x, dy=dy,
-                 gamma=gamma, beta=beta, running_mean=rm, running_var=rv, replicas=case.replicas)
+                 gamma=gamma, beta=beta, running_mean=rm, running_var=rv, replicas=case.replicas,
+                 init_train=case.init_train)
     for a in (pb.x, pb.dy, pb.gamma, pb.beta, pb.running_mean, pb.running_var):
         if a is not None:
             a.setflags(write=False)

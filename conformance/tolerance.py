@@ -64,6 +64,23 @@ Notation, per case and per channel c:
    rounded); a running-statistics update adds the roundings of 6, which are zero for the
    (1 - w) r + w s form with w = 1 but not for the equivalent r + w (s - r).
 
+9. Degenerate inputs: a channel with zero variance (every value c) in training, or inputs
+   equal to the running mean with zero running variance in inference. The exact output is
+   beta at every magnitude of c, and the conditioning kappa = |c| / sqrt(eps) of 2 says
+   nothing about what an algorithm may do there. What a stable algorithm guarantees: its
+   mean of n copies of c errs by at most u_w g(n) |c|; the deviations x_i - mean are then
+   all the same value d, computed exactly (Sterbenz), and its variance is d^2 up to
+   rounding, so |x_hat| = |d| / sqrt(d^2 + eps) <= min(1, u_w g(n) |c| / sqrt(eps)): that
+   bound replaces the budget e_c in the output and gradient tolerances of the channel
+   (``degenerate_budget``). A one-pass variance clamped at zero gives |x_hat| = |d|/sqrt(eps),
+   unbounded, and is reported. In inference x - running_mean = 0 exactly, so y = beta
+   up to the output rounding alone: a kernel that folds inference into x * a + b (with
+   b = beta - mean * a) errs by about u |x| |gamma| / sqrt(eps) there and is reported.
+
+10. Overflow: a reference value beyond the output dtype's range is compared as the infinity
+   that rounding it to that dtype gives (IEEE round to nearest), so a float32 running
+   variance of 2^140 is expected to be +Inf in float32.
+
 Non-finite expected values must be matched exactly (NaN by NaN, +-Inf by the same Inf).
 """
 from __future__ import annotations
@@ -106,6 +123,13 @@ def growth(n: int) -> float:
 def budget(p: Precision, n: int, kappa: np.ndarray) -> np.ndarray:
     """e_c = u_w g(n) (1 + kappa_c)."""
     return p.u_w * growth(n) * (1.0 + kappa)
+
+
+def degenerate_budget(p: Precision, n: int, magnitude, eps: float):
+    """|x_hat| bound of a stable algorithm on a constant channel of values of |c| = magnitude (9)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        b = p.u_w * growth(n) * np.asarray(magnitude, np.float64) / np.sqrt(eps)
+    return np.minimum(1.0, np.where(np.isnan(b), 1.0, b))
 
 
 def mean_tol(p: Precision, e, sigma, mean):

@@ -122,13 +122,29 @@ def normalized(x, eps, channel_axis) -> np.ndarray:
     return _normalize_dd(x, mean, var, eps, channel_axis).to_float64()
 
 
+def check_inference_variance(running_var, eps) -> None:
+    """Inference normalises by sqrt(running_var + eps): where that is negative (a negative
+    running variance below -eps) there is no real result, and where it is zero (zero variance
+    with eps = 0) the result is a division by zero. The reference refuses both
+    (UndefinedResult); NaN and +Inf statistics are values IEEE arithmetic defines (NaN
+    propagates within its channel; an infinite variance normalises to 0)."""
+    with np.errstate(invalid="ignore"):
+        v = np.asarray(running_var, np.float64) + float(eps)
+    bad = np.flatnonzero(np.isfinite(v) & (v <= 0))
+    if bad.size:
+        raise UndefinedResult(f"running variance + eps = {float(v[bad[0]])!r} <= 0 in channel(s) "
+                              f"{bad.tolist()[:8]}: no real normalisation")
+
+
 def forward_inference(x, running_mean, running_var, gamma, beta, eps, channel_axis):
     """Inference-mode forward [IS15, Algorithm 2 step 11]:
 
         y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
 
-    An elementwise map: a NaN or Inf in x affects only its own output element.
+    An elementwise map: a NaN or Inf in x affects only its own output element. Refuses
+    running_var + eps <= 0 (``check_inference_variance``).
     """
+    check_inference_variance(running_var, eps)
     return _affine(_normalize_dd(x, running_mean, running_var, eps, channel_axis), gamma, beta, channel_axis)
 
 
@@ -169,6 +185,7 @@ def backward_inference(dy, x, running_mean, running_var, gamma, eps, channel_axi
 
     (the derivative of the affine map of [IS15, Algorithm 2 step 11]).
     """
+    check_inference_variance(running_var, eps)
     nd = x.ndim
     with np.errstate(invalid="ignore", divide="ignore"):
         xhat = _normalize_dd(x, running_mean, running_var, eps, channel_axis)

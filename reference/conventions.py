@@ -10,7 +10,7 @@ from .running import RunningRule
 
 _FILE = Path(__file__).with_name("conventions.toml")
 _FIELDS = ("title", "channel_axis", "momentum_form", "momentum_default", "schedule", "momentum_none",
-           "estimator", "eps_default", "init_mean", "init_var", "frozen", "one_value")
+           "estimator", "eps_default", "init_mean", "init_var", "frozen", "one_value", "invalid_stats")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,10 @@ class Convention:
     init_var: float
     frozen: str
     one_value: str
+    invalid_stats: str          # supplied statistics with var + eps <= 0, NaN or Inf: raises | propagates | clamps
     sources: dict = field(default_factory=dict, compare=False, hash=False)
+    unverified: tuple = ()      # fields no source or measurement establishes (the report marks them)
+    notes: str = ""
 
     def to_new_weight(self, native_momentum: float) -> float:
         """The weight f of the new batch statistic that the API's own momentum value means."""
@@ -41,7 +44,9 @@ class Convention:
         return RunningRule(self.schedule, float(f), self.estimator)
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("name",) + _FIELDS} | {"sources": dict(self.sources)}
+        return {k: getattr(self, k) for k in ("name",) + _FIELDS} | {"sources": dict(self.sources),
+                                                                    "unverified": list(self.unverified),
+                                                                    "notes": self.notes}
 
 
 @lru_cache(maxsize=None)
@@ -52,7 +57,8 @@ def presets() -> dict[str, Convention]:
         missing = [k for k in _FIELDS if k not in entry]
         if missing:
             raise ValueError(f"{_FILE.name}: preset [{name}] lacks {missing}")
-        out[name] = Convention(name=name, sources=entry.get("sources", {}), **{k: entry[k] for k in _FIELDS})
+        out[name] = Convention(name=name, sources=entry.get("sources", {}), unverified=tuple(entry.get("unverified", ())),
+                               notes=entry.get("notes", ""), **{k: entry[k] for k in _FIELDS})
     return out
 
 

@@ -121,8 +121,10 @@ class DD:
             r = r - o * q2
             q3 = r.hi / o.hi
             q = DD(*quick_two_sum(q1, q2)) + q3
-            # Where the quotient is not finite, IEEE float64 division decides.
-            return DD(np.where(np.isfinite(q1), q.hi, q1), q.lo)
+            # Where the quotient or the divisor is not finite (x / Inf = 0: the correction steps
+            # would form Inf * 0), IEEE float64 division decides.
+            ieee = ~(np.isfinite(q1) & np.isfinite(o.hi))
+            return DD(np.where(ieee, q1, q.hi), np.where(ieee, 0.0, q.lo))
 
     def __rtruediv__(self, other):
         return DD.of(other) / self
