@@ -16,7 +16,6 @@ constructor do (a float32 statistic times a weak float stays float32).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,9 +26,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 from .protocol import Problem  # noqa: E402
-from .scenario import Hooks, Step  # noqa: E402
+from .scenario import COMPILES, Hooks, Step  # noqa: E402
 
-COMPILE_LOG: list[tuple[str, float]] = []   # (key, seconds) of every XLA compilation the Jit cache did
 
 
 def jdtype(name: str):
@@ -63,9 +61,7 @@ class Jit:
         key = (tree, tuple(_sig(a) for a in leaves))
         exe = self.exe.get(key)
         if exe is None:
-            t = time.perf_counter()
-            exe = self.exe[key] = self.jitted.lower(*args).compile()
-            COMPILE_LOG.append((f"{self.label} {key[1]}", time.perf_counter() - t))
+            exe = self.exe[key] = COMPILES.timed(lambda: self.jitted.lower(*args).compile())
         return exe(*args)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .protocol import Problem
-from .scenario import Hooks, Step
+from .scenario import COMPILES, Hooks, Step
 
 POLICY = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16", "float32": "float32", "float64": "float64"}
 
@@ -126,8 +126,9 @@ class KerasHooks(Hooks):
         pb = lay.pb
         xt = tf.cast(tf.constant(np.array(x)), pb.dtype)
         dyt = tf.cast(tf.constant(np.array(dy if dy is not None else np.zeros(pb.shape))), pb.dtype)
-        fn = lay.fn or (lambda *a: self.tf_step(lay.layer, *a))
-        return Step(*fn(xt, dyt, training))
+        if lay.fn is not None:
+            return Step(*COMPILES.traced(lay.fn, xt, dyt, training))
+        return Step(*self.tf_step(lay.layer, xt, dyt, training))
 
     def to_numpy(self, t) -> np.ndarray:
         if hasattr(t, "numpy") and not isinstance(t, np.ndarray):

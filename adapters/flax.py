@@ -166,12 +166,17 @@ class Linen(_FlaxBase):
         f = _linen_fns(_cfg(pb, self.fast_variance), self.jit)
         p = self._params(pb)
 
-        def init():  # as users do: bn.init(...) gives the batch_stats Flax creates (zeros/ones, float32);
-            # values independent of the case's data, so cached per configuration and shape (an eager init is slow)
-            key = ("linen-init", _cfg(pb, self.fast_variance), pb.shape)
+        def init():  # as users do: bn.init(key, dummy batch, use_running_average=...) gives the batch_stats
+            # Flax creates. They depend on the configuration and the channel count only (Flax does not
+            # update them while initialising: BatchNorm.__call__ ``if not self.is_initializing()``), so
+            # one eager init (about a second) serves every shape with that many channels: a dummy batch
+            # of the case's rank with 2 along every non-channel axis, as a user's dummy batch would be.
+            training = pb.mode != "fresh" or pb.init_train
+            key = ("linen-init", _cfg(pb, self.fast_variance), len(pb.shape), pb.channels, training)
             if key not in _CACHE:
-                _CACHE[key] = f["bn"](hp).init(jax.random.key(0), to_j(pb.x[0], pb.dtype),
-                                               use_running_average=False)["batch_stats"]
+                dummy = np.zeros([pb.channels if i == pb.axis else 2 for i in range(len(pb.shape))])
+                _CACHE[key] = f["bn"](hp).init(jax.random.key(0), to_j(dummy, pb.dtype),
+                                               use_running_average=not training)["batch_stats"]
             return _CACHE[key]
 
         def train(s, x, dy):

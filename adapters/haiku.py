@@ -95,13 +95,21 @@ class Haiku(JaxHooks):
         cfg = (pb.dtype, len(pb.shape), pb.axis, pb.affine)
         f = _fns(cfg, self.jit)
         hp = (1.0 - pb.momentum, float(pb.eps))
-        # as users do: init in training mode (init with is_training=False raises "No value for
-        # 'average'", measured); counter 0, hidden 0 until the first training step
-        # (values independent of the case's data: cached per configuration and shape, an eager init is slow)
-        ikey = ("init", cfg, pb.shape)
-        if ikey not in _CACHE:
-            _CACHE[ikey] = f["init"](jax.random.key(0), to_j(pb.x[0], pb.dtype), True, False, *hp)
-        params, state0 = _CACHE[ikey]
+        # as users do: init in training mode with a batch (init with is_training=False raises "No value
+        # for 'average'", measured). The state it returns depends on the configuration and the channel
+        # count only, except the average, which init sets to the init batch's statistics (measured) and
+        # the first training step replaces (zero-debiased EMA): one cached init with a dummy batch of the
+        # case's rank serves every training case. A "fresh" case initialises with its own batch, in the
+        # mode it names, exactly as a user would before calling the layer.
+        if pb.mode == "fresh":
+            ikey = ("fresh", cfg, pb.case_id)
+            _CACHE[ikey] = f["init"](jax.random.key(0), to_j(pb.x[0], pb.dtype), pb.init_train, False, *hp)
+        else:
+            ikey = ("init", cfg, pb.channels)
+            if ikey not in _CACHE:
+                dummy = np.zeros([pb.channels if i == pb.axis else 2 for i in range(len(pb.shape))])
+                _CACHE[ikey] = f["init"](jax.random.key(0), to_j(dummy, pb.dtype), True, False, *hp)
+        params, state0 = _CACHE.pop(ikey) if pb.mode == "fresh" else _CACHE[ikey]
         mod = next(iter(params)) if params else None
         if pb.affine:
             shp = params[mod]["scale"].shape   # (1, .., C, .., 1): haiku's broadcast shape

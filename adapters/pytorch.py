@@ -140,6 +140,17 @@ class ChannelsLast(NnModule):
         return t.contiguous(memory_format=fmt)
 
 
+class Strided(NnModule):
+    """torch.nn.BatchNorm on non-contiguous inputs: the same values with the batch and last axes'
+    strides swapped (a transposed copy viewed back), as slicing, permuting or converting
+    column-major NumPy arrays gives users (torch.tensor keeps a NumPy array's strides)."""
+
+    name = "torch.nn.strided"
+
+    def layout(self, t):
+        return t.transpose(0, -1).contiguous().transpose(0, -1)
+
+
 class Functional(_Base):
     """torch.nn.functional.batch_norm with explicit tensors: the layer is the tensors."""
 

@@ -45,6 +45,41 @@ import numpy as np
 from .protocol import Problem
 
 
+class CompileLog:
+    """Compilations an adapter triggered in this process, for the benchmark (an adapter
+    that compiles wraps each compilation in ``timed()``)."""
+
+    def __init__(self):
+        self.count, self.seconds = 0, 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.seconds += seconds
+
+    def timed(self, fn, *args, **kwargs):
+        import time
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.add(time.perf_counter() - t)
+
+
+    def traced(self, fn, *args, **kwargs):
+        """Call a tf.function; a call that traced it anew (and so compiled it, under
+        jit_compile) counts as a compilation of its whole duration."""
+        import time
+        before = fn.experimental_get_tracing_count()
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        if fn.experimental_get_tracing_count() != before:
+            self.add(time.perf_counter() - t)
+        return out
+
+
+COMPILES = CompileLog()
+
+
 @dataclass
 class Step:
     """What one call produced (framework arrays or NumPy); None where not computed."""
@@ -79,6 +114,11 @@ class Hooks:
 
     def to_numpy(self, a) -> np.ndarray:
         return np.array(a, dtype=np.float64)
+
+    def compile_stats(self) -> tuple[int, float]:
+        """(compilations, seconds compiling) so far in this process: what a compiling
+        framework (XLA, Inductor) spent; the suite records the difference per case."""
+        return COMPILES.count, COMPILES.seconds
 
     # -- the protocol --------------------------------------------------------------------------
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:

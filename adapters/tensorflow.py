@@ -42,7 +42,7 @@ from functools import lru_cache
 import numpy as np
 
 from .protocol import Problem
-from .scenario import Hooks, Step
+from .scenario import COMPILES, Hooks, Step
 
 _FUSED_FORMAT = {"nchw": "NCHW", "nhwc": "NHWC", "ncdhw": "NCDHW", "ndhwc": "NDHWC"}
 
@@ -186,10 +186,11 @@ class TfNn(_Base):
         xt = _in(x, pb.dtype)
         dyt = _in(dy if dy is not None else np.zeros(pb.shape), pb.dtype)
         args = (layer["gamma"], layer["beta"], layer["rm"], layer["rv"])
+        call = COMPILES.traced if self.jit else (lambda f, *a: f(*a))
         if training:
-            y, dx, dg, db = train_fn(xt, dyt, *args, pb.eps, pb.axis, pb.momentum)
+            y, dx, dg, db = call(train_fn, xt, dyt, *args, pb.eps, pb.axis, pb.momentum)
         else:   # inference: the moving averages, or the batch's statistics when the caller keeps none
-            y, dx, dg, db = step_fn(xt, dyt, *args, layer["rm"] is None, pb.eps, pb.axis)[:4]
+            y, dx, dg, db = call(step_fn, xt, dyt, *args, layer["rm"] is None, pb.eps, pb.axis)[:4]
         return Step(y, dx, dg, db), layer
 
     def stats(self, layer):

@@ -72,15 +72,35 @@ def expected_of(case: Case, convention: str) -> Expected:
 # -- the guard --------------------------------------------------------------------------------------
 
 _WORKER_VERDICTS = {"WorkerCrashed": "crashed", "WorkerTimeout": "timeout", "WorkerOversize": "bad-output",
-                    "WorkerError": "crashed", "BadOutput": "bad-output"}
+                    "WorkerBadAnswer": "bad-output", "WorkerError": "crashed", "BadOutput": "bad-output"}
+MESSAGE_MAX = 2000        # a fault's one-line message (check details)
+ERROR_MAX = 20000         # the recorded error text (a record must stay within the results schema)
 
 
 @dataclass
 class Fault:
     """What went wrong in a call into an adapter."""
     verdict: str          # raised | crashed | timeout | bad-output
-    message: str          # "Kind: message"
-    error: str            # the text recorded in the case record
+    message: str          # "Kind: message", one line (line breaks and control characters escaped), bounded
+    error: str            # the text recorded in the case record (bounded)
+
+
+def one_line(text: str, limit: int = MESSAGE_MAX) -> str:
+    """``text`` with every line break and other non-printable character escaped, at most
+    ``limit`` characters: backend text that cannot start a new line wherever it is shown."""
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text[:limit * 2])
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def _bounded(text: str, limit: int = ERROR_MAX) -> str:
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} characters cut]"
+
+
+def _str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 -- an exception whose __str__ raises
+        return f"<{type(exc).__name__} whose str() raised>"
 
 
 def guarded(fn, *args, **kwargs):
@@ -92,12 +112,17 @@ def guarded(fn, *args, **kwargs):
     except BaseException as exc:  # noqa: BLE001 -- any failure of the backend is a verdict, not a crash
         kind = type(exc).__name__
         if kind == "RemoteError":                       # raised inside a worker: report the adapter's exception
-            msg = f"{exc.kind}: {exc.message}"
-            return None, Fault("raised", msg, msg)
-        msg = f"{kind}: {exc}"
+            text = f"{exc.kind}: {exc.message}"
+            return None, Fault("raised", one_line(text), _bounded(text))
+        text = f"{kind}: {_str(exc)}"
         verdict = _WORKER_VERDICTS.get(kind, "raised")
-        error = msg if verdict != "raised" else "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return None, Fault(verdict, msg, error)
+        error = text
+        if verdict == "raised":
+            try:
+                error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            except Exception:  # noqa: BLE001
+                pass
+        return None, Fault(verdict, one_line(text), _bounded(error))
 
 
 def adapter_version(adapter) -> str:
@@ -188,10 +213,15 @@ def evaluate(adapter: Adapter, device: str, case: Case, attribute_findings: bool
     exp = expected_of(case, adapter.convention)
     t2 = time.perf_counter()
     limit = max_bytes(case.shape, case.steps)
+    stats = getattr(adapter, "compile_stats", None)
+    c0 = stats() if callable(stats) and not hasattr(adapter, "meta") else None
     raw, fault = _call_run(adapter, dataclasses.replace(pb), device, limit)
     res.output = getattr(adapter, "last_output", None) or None
     t3 = time.perf_counter()
     res.timings |= {"reference_s": t2 - t1, "adapter_s": t3 - t2}
+    if c0 is not None:
+        c1 = stats()
+        res.timings |= {"compiles": c1[0] - c0[0], "compile_s": c1[1] - c0[1]}
     if fault is not None and fault.verdict != "raised":
         return _fault(res, fault, "run()", t2)
     raised = fault.message if fault is not None else None

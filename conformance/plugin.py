@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from . import grid
+from . import grid, tiers
 from .case import BadDescriptor, parse
 
 KEY = pytest.StashKey["Run"]()
@@ -60,6 +60,9 @@ def pytest_addoption(parser):
                 help="seconds one isolated adapter call may take before it is killed (verdict: timeout)")
     g.addoption("--replace-builtin", action="store_true",
                 help="let a user adapter with a built-in adapter's name run in its place")
+    g.addoption("--tier", choices=("quick", "default", "full"), default="default",
+                help="how much of the grid to run: quick (a first look), default (a covering design that keeps "
+                     "every finding), full (every case the grid defines); see conformance/tiers.py")
 
 
 def _markers(config) -> None:
@@ -87,7 +90,7 @@ def _ident(name: str) -> str:
 def pytest_configure(config):
     _markers(config)
     from .profiles import load_profile
-    load_profile()
+    load_profile(config)
     config.stash[KEY] = Run(config)
 
 
@@ -157,7 +160,8 @@ class Run:
     @property
     def partial(self) -> bool:
         opt = self.config.getoption
-        return bool(opt("--adapter") or opt("--case") or opt("--device") or self.config.option.keyword
+        return bool(opt("--adapter") or opt("--case") or opt("--device") or opt("--tier") == "quick"
+                    or self.config.option.keyword
                     or self.config.option.markexpr or getattr(self.config.option, "lf", False)
                     or getattr(self.config.option, "stepwise", False) or self.deselected
                     or (self.modules and not {"forward", "fingerprint"} <= self.modules))
@@ -176,7 +180,7 @@ class Run:
                               "family": getattr(a, "family", None) or m.get("family"),
                               "origin": sel.origin.get(name, "built-in"), "module": type(a).__module__}
         opt = self.config.getoption
-        selection = {"adapters": opt("--adapter"), "devices": opt("--device"), "cases": opt("--case"),
+        selection = {"tier": opt("--tier"), "adapters": opt("--adapter"), "devices": opt("--device"), "cases": opt("--case"),
                      "keyword": self.config.option.keyword or "", "markers": self.config.option.markexpr or "",
                      "all_adapters": bool(opt("--all-adapters")), "partial": self.partial}
         from . import findings
@@ -228,7 +232,7 @@ def pytest_generate_tests(metafunc):
         if run.cases:
             cases = [c for c in run.cases if _owner(c.id) == area]
         else:
-            cases = grid.cases(area) if area in grid.AREAS else []
+            cases = tiers.cases(area, metafunc.config.getoption("--tier")) if area in grid.AREAS else []
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
@@ -250,6 +254,9 @@ def pytest_collection_modifyitems(session, config, items):
         run.modules.add(area)
         if run.cases and case is None and target is not None:
             drop.append(item)          # --case runs exactly the named cases: no fingerprints, no hypothesis
+            continue
+        if config.getoption("--tier") == "quick" and area == "hypothesis":
+            drop.append(item)          # the quick tier: the grid's cheapest cases and the fingerprint only
             continue
         item.add_marker(f"area_{area}")
         if target is not None:
@@ -341,7 +348,7 @@ def pytest_sessionfinish(session, exitstatus):
     from . import findings
     from .results import load
     try:
-        judged = findings.judge_run(load(run.folder), grid.all_cases())
+        judged = findings.judge_run(load(run.folder), tiers.all_cases(session.config.getoption("--tier")))
     except Exception as exc:  # noqa: BLE001 -- the results stay; the judgement says why it is missing
         judged, run.judge_error = [], f"{type(exc).__name__}: {exc}"
     run.stale = [j for j in judged if j["stale"]] if not interrupted else []

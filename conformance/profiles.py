@@ -10,9 +10,17 @@ from hypothesis import HealthCheck, settings
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much]
 
 
-def load_profile() -> None:
+def load_profile(config=None) -> None:
+    """Register the profiles and load one: --hypothesis-profile wins, then BN_HYPOTHESIS_PROFILE,
+    then "ci"."""
     settings.register_profile("ci", derandomize=True, max_examples=15, deadline=None, print_blob=True,
                               suppress_health_check=_SUPPRESS)
     settings.register_profile("thorough", max_examples=400, deadline=None, print_blob=True,
                               suppress_health_check=_SUPPRESS)
-    settings.load_profile(os.environ.get("BN_HYPOTHESIS_PROFILE", "ci"))
+    chosen = None
+    if config is not None:
+        try:
+            chosen = config.getoption("--hypothesis-profile")
+        except ValueError:
+            chosen = None
+    settings.load_profile(chosen or os.environ.get("BN_HYPOTHESIS_PROFILE", "ci"))

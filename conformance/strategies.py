@@ -1,30 +1,66 @@
-"""Hypothesis strategies for cases (array-api-tests style: one strategies module)."""
+"""Hypothesis strategies for cases (array-api-tests style: one strategies module).
+
+Everything is drawn from the suite's registries: dtypes (``vocab.DTYPES``), layouts, modes,
+supplied-statistics kinds (``vocab.SUPPLIED``), and the distributions flagged "generated"
+(``distributions``) that are meaningful for the drawn dtype, so a new entry there is drawn
+without touching this file. Shapes come from the grid's shape classes (``shape_menu``: the
+grid's shape of each layout, one sample with several values per channel, 8/16/17/32
+channels); with ``explore=True`` (the "thorough" profile) sizes inside each class are drawn
+at random as well, which finds more but compiles a new executable for nearly every example.
+"""
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from .case import LAYOUTS, Case
+from . import grid
+from .case import Case
+from .distributions import DISTRIBUTIONS
+from .vocab import DTYPES, LAYOUTS, MODES, SUPPLIED
 
-DTYPES = ("float16", "bfloat16", "float32", "float64")
-DISTS = ("normal", "offset1e2", "heavy", "const", "tiny", "nan", "huge")
+
+def _channel_last(layout: str) -> bool:
+    return layout[1] != "c"
+
+
+def _with(layout: str, n: int, c: int, spatial: list[int]) -> tuple[int, ...]:
+    return (n, *spatial, c) if _channel_last(layout) else (n, c, *spatial)
+
+
+def shape_menu(layout: str) -> list[tuple[int, ...]]:
+    """The grid's shape classes for a layout (conformance/grid.py): its usual shape, one
+    sample, and the channel counts vectorised kernels specialise on."""
+    base = grid.SHAPES[layout]
+    ax = layout.index("c")
+    spatial = [d for i, d in enumerate(base) if i not in (0, ax)]
+    out = [base, _with(layout, 1, base[ax], spatial)]
+    out += [_with(layout, 2, c, spatial) for c in (8, 17)]
+    return out
 
 
 @st.composite
-def shapes(draw, layout: str):
-    n = draw(st.integers(2, 8))
-    c = draw(st.integers(1, 6))
+def shapes(draw, layout: str, explore: bool = False):
+    if not explore:
+        return draw(st.sampled_from(shape_menu(layout)))
+    n = draw(st.one_of(st.just(1), st.integers(2, 8)))
+    c = draw(st.one_of(st.integers(1, 6), st.sampled_from((8, 16, 17, 32))))
     spatial = [draw(st.integers(1, 5)) for _ in range(len(layout) - 2)]
-    return (n, c, *spatial) if layout[1] == "c" else (n, *spatial, c)
+    return _with(layout, n, c, spatial)
 
 
 @st.composite
-def cases(draw, modes=("train", "infer")) -> Case:
+def cases(draw, modes=tuple(MODES), explore: bool = False) -> Case:
     layout = draw(st.sampled_from(LAYOUTS))
-    dtype = draw(st.sampled_from(DTYPES))
-    dist = draw(st.sampled_from(DISTS + ("offset1e4",) if dtype in ("float32", "float64") else DISTS))
+    dtype = draw(st.sampled_from(tuple(DTYPES)))
+    dists = tuple(n for n, d in DISTRIBUTIONS.items() if d.has("generated") and dtype in d.dtypes)
+    mode = draw(st.sampled_from(tuple(modes)))
+    track = draw(st.booleans())
+    stats = None
+    if track and mode != "fresh" and draw(st.integers(0, 4)) == 0:       # now and then: supplied statistics
+        stats = draw(st.sampled_from(tuple(SUPPLIED)))
     return Case(
-        mode=draw(st.sampled_from(modes)), dtype=dtype, layout=layout, shape=draw(shapes(layout)), dist=dist,
+        mode=mode, dtype=dtype, layout=layout, shape=draw(shapes(layout, explore)), dist=draw(st.sampled_from(dists)),
         momentum=draw(st.sampled_from((0.1, 0.3, 0.5, 0.9, 1.0, None))),
-        eps=draw(st.sampled_from((1e-5, 1e-3, 0.1))), steps=draw(st.integers(1, 3)),
-        affine=draw(st.booleans()), track=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)),
+        eps=draw(st.sampled_from((1e-5, 1e-3, 0.1))), steps=1 if mode == "fresh" else draw(st.integers(1, 3)),
+        affine=draw(st.booleans()), track=track, stats=stats, seed=draw(st.integers(0, 2 ** 16)),
+        init_train=mode == "fresh" and draw(st.booleans()),
     )

@@ -1,0 +1,117 @@
+"""Tiers: how much of the grid a run covers (``--tier``).
+
+  full     every case the grid defines (conformance/grid.py).
+  default  a covering design over the full grid, area by area: every pair of axis values that
+           occurs together in an area's full grid (mode x dtype, dtype x distribution,
+           layout x distribution, shape class x dtype, ...: ``features``) occurs together in a
+           case of the default tier. Chosen greedily, each step taking the case that covers
+           the most uncovered pairs, where a case whose compiled signature (shape, dtype,
+           layout, affine: what XLA and Inductor compile once for) is not yet in the tier
+           costs ``NEW_SIGNATURE`` pairs, so the tier reuses compilations. Then the cases in
+           ``PINNED``, each kept for a named reason (a finding or a planted bug whose only
+           triggers in the full grid would otherwise be dropped). The coverage check
+           (tests/test_tiers.py, and benchmarks/coverage.py over a full run) proves that the
+           default tier triggers every finding and planted bug that the full tier triggers.
+  quick    for a first look at a new backend: in each area, the cheapest float32 case of each
+           mode the area has (and of each layout where the area is about layouts).
+
+The same construction runs on every machine and gives the same cases (no randomness, ties
+broken by case id).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from itertools import combinations
+
+from . import grid
+from .case import Case
+
+TIERS = ("quick", "default", "full")
+NEW_SIGNATURE = 3
+
+# case id -> why the default tier keeps it although the covering design does not pick it
+PINNED: dict[str, str] = {}
+
+
+def shape_class(c: Case) -> str:
+    n, N, C = c.n, c.shape[0] if c.shape else 0, c.channels
+    if n == 0:
+        return "empty"
+    if n == 1:
+        return "one value"
+    if N == 1:
+        return "one sample"
+    if C >= 8:
+        return f"{C} channels"
+    if n >= 1000:
+        return "long"
+    return "small"
+
+
+def features(c: Case) -> dict:
+    steps = "1" if c.steps == 1 else ("few" if c.steps < 10 else "many")
+    return {"mode": c.mode, "dtype": c.dtype, "layout": c.layout, "dist": c.dist,
+            "momentum": "cumulative" if c.momentum is None else repr(c.momentum), "eps": repr(c.eps),
+            "steps": steps, "affine": c.affine, "track": c.track, "fixed": c.fixed, "stats": c.stats,
+            "replicas": None if not c.replicas else ("equal" if len(set(c.replicas)) == 1 else "unequal"),
+            "init": c.init_train, "shape": shape_class(c)}
+
+
+def _pairs(c: Case) -> frozenset:
+    f = sorted((k, repr(v)) for k, v in features(c).items())
+    return frozenset((a, b) for a, b in combinations(f, 2))
+
+
+def signature(c: Case) -> tuple:
+    return (c.shape, c.dtype, c.layout, c.affine)
+
+
+def _cost(c: Case) -> int:
+    return math.prod(c.shape) * c.steps
+
+
+@lru_cache(maxsize=None)
+def _default(area: str) -> tuple[Case, ...]:
+    full = grid.cases(area)
+    pairs = {c.id: _pairs(c) for c in full}
+    need = set().union(*pairs.values()) if pairs else set()
+    chosen: list[Case] = []
+    sigs: set = set()
+    while need:
+        def score(c):
+            gain = len(pairs[c.id] & need)
+            return (gain - (NEW_SIGNATURE if signature(c) not in sigs and gain else 0), gain, -_cost(c), c.id)
+        best = max((c for c in full if pairs[c.id] & need), key=score)
+        chosen.append(best)
+        sigs.add(signature(best))
+        need -= pairs[best.id]
+    ids = {c.id for c in chosen} | {cid for cid in PINNED if any(c.id == cid for c in full)}
+    return tuple(c for c in full if c.id in ids)
+
+
+@lru_cache(maxsize=None)
+def _quick(area: str) -> tuple[Case, ...]:
+    full = grid.cases(area)
+    out = {}
+    for c in sorted(full, key=lambda c: (c.dtype != "float32", _cost(c), c.id)):
+        out.setdefault(c.mode, c)
+    return tuple(c for c in full if c in out.values())
+
+
+def cases(area: str, tier: str = "default") -> list[Case]:
+    if tier not in TIERS:
+        raise ValueError(f"tier {tier!r} not in {TIERS}")
+    if tier == "full":
+        return grid.cases(area)
+    return list(_default(area) if tier == "default" else _quick(area))
+
+
+def all_cases(tier: str = "default") -> list[Case]:
+    seen, out = set(), []
+    for area in grid.AREAS:
+        for c in cases(area, tier):
+            if c.id not in seen:
+                seen.add(c.id)
+                out.append(c)
+    return out
