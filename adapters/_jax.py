@@ -2,9 +2,11 @@
 compile cache (``Jit``) and ``JaxHooks``, the scenario's hooks (adapters/scenario.py) for a
 framework given as pure functions (``Ops``). Imports no JAX library beyond jax itself.
 
-Precision: x64 is enabled at import (``jax.config.update("jax_enable_x64", True)``) so
-float64 cases run in float64; float32 cases keep float32 because every array the
-adapters create has an explicit dtype.
+Precision: x64 is enabled when JAX is first imported here (``jax_()``:
+``jax.config.update("jax_enable_x64", True)``), so float64 cases run in float64; float32 cases
+keep float32 because every array the adapters create has an explicit dtype. Nothing imports
+JAX before an adapter computes: selecting adapters, asking their devices on a machine without
+a GPU, and deciding skips (``supports``) import no framework.
 
 Compilation: one executable per distinct argument structure, shapes and dtypes. The
 case's values (eps, momentum, gamma, beta, running statistics, inputs) are traced
@@ -17,35 +19,57 @@ constructor do (a float32 statistic times a weak float stays float32).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
-import jax
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp  # noqa: E402
+from .devices import gpus_visible
+from .protocol import Problem
+from .scenario import COMPILES, Hooks, Step
 
-from .protocol import Problem  # noqa: E402
-from .scenario import COMPILES, Hooks, Step  # noqa: E402
 
+@lru_cache(maxsize=None)
+def jax_():
+    """JAX, imported on first use with 64-bit floats enabled."""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+class LazyModule:
+    """A module imported on first attribute access (``jax``, ``jnp`` below): the adapter modules
+    use them as if imported at the top, and importing an adapter module imports no JAX."""
+
+    def __init__(self, load: Callable):
+        self._load = load
+
+    def __getattr__(self, name):
+        return getattr(self._load(), name)
+
+
+jax = LazyModule(jax_)
+jnp = LazyModule(lambda: jax_().numpy)
 
 
 def jdtype(name: str):
+    jnp = jax_().numpy
     return jnp.bfloat16 if name == "bfloat16" else jnp.dtype(name)
 
 
 def to_j(a, dtype: str):
-    return jnp.asarray(np.asarray(a), dtype=jdtype(dtype))
+    return jax_().numpy.asarray(np.asarray(a), dtype=jdtype(dtype))
 
 
 def to_np(a) -> np.ndarray:
+    jnp = jax_().numpy
     return np.asarray(jnp.asarray(a, jnp.float64) if a.dtype != jnp.float64 else a).copy()
 
 
 def _sig(a):
     if isinstance(a, (float, int)) and not isinstance(a, bool):
         return ((), type(a).__name__ + "-weak")
-    return (np.shape(a), jnp.result_type(a))
+    return (np.shape(a), jax_().numpy.result_type(a))
 
 
 class Jit:
@@ -54,10 +78,10 @@ class Jit:
     (https://docs.jax.dev/en/latest/aot.html: jit(f).lower(*args).compile())."""
 
     def __init__(self, fn: Callable, label: str):
-        self.jitted, self.label, self.exe = jax.jit(fn), label, {}
+        self.jitted, self.label, self.exe = jax_().jit(fn), label, {}
 
     def __call__(self, *args):
-        leaves, tree = jax.tree_util.tree_flatten(args)
+        leaves, tree = jax_().tree_util.tree_flatten(args)
         key = (tree, tuple(_sig(a) for a in leaves))
         exe = self.exe.get(key)
         if exe is None:
@@ -125,7 +149,7 @@ class JaxHooks(Hooks):
         return to_np(a)
 
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
-        with jax.default_device(jax_device(device)):
+        with jax_().default_device(jax_device(device)):
             return super().run(pb, device)
 
 
@@ -142,9 +166,12 @@ def common_skips(pb: Problem, api: str) -> str | None:
 
 
 def jax_devices() -> list[str]:
-    """The suite's device names: "cuda" for JAX's "gpu" platform on NVIDIA (jax.devices("gpu"))."""
-    return ["cpu"] + (["cuda"] if any(d.platform == "gpu" for d in jax.devices()) else [])
+    """The suite's device names: "cuda" for JAX's "gpu" platform on NVIDIA (jax.devices("gpu")).
+    Without a visible GPU (adapters/devices.py) JAX is not imported to ask."""
+    if not gpus_visible():
+        return ["cpu"]
+    return ["cpu"] + (["cuda"] if any(d.platform == "gpu" for d in jax_().devices()) else [])
 
 
 def jax_device(device: str):
-    return jax.devices("gpu" if device == "cuda" else device)[0]
+    return jax_().devices("gpu" if device == "cuda" else device)[0]

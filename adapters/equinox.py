@@ -38,11 +38,9 @@ from __future__ import annotations
 import copy
 import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._jax import JaxHooks, Ops, common_skips, to_j, wrap
+from ._jax import jax, jnp, JaxHooks, Ops, common_skips, to_j, wrap
 from .protocol import Problem
 
 _CACHE: dict = {}
@@ -116,8 +114,8 @@ class Equinox(JaxHooks):
         self.name = f"equinox.{mode}" + (".jit" if jit else "")
 
     def version(self) -> str:
-        import equinox
-        return equinox.__version__
+        from importlib import metadata
+        return metadata.version("equinox")
 
     def supports(self, pb: Problem, device: str) -> str | None:
         if pb.axis != 1:

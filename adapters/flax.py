@@ -42,11 +42,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ._jax import JaxHooks, Ops, common_skips, jdtype, to_j, wrap
+from ._jax import jax, jnp, JaxHooks, Ops, common_skips, jdtype, to_j, wrap
 from .protocol import Problem
 
 # --------------------------------------------------------------------------- Flax --
@@ -138,8 +136,8 @@ class _FlaxBase(JaxHooks):
         self.jit, self.fast_variance = jit, fast_variance
 
     def version(self) -> str:
-        import flax
-        return flax.__version__
+        from importlib import metadata
+        return metadata.version("flax")
 
     def supports(self, pb: Problem, device: str) -> str | None:
         return common_skips(pb, "flax BatchNorm (flax/linen/normalization.py)")

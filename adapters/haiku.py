@@ -29,10 +29,9 @@ through the batch statistics; inference with the EMA averages as constants).
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 
-from ._jax import JaxHooks, Ops, common_skips, jdtype, to_j, wrap
+from ._jax import jax, JaxHooks, Ops, common_skips, jdtype, to_j, wrap
 from .protocol import Problem
 
 _CACHE: dict = {}
@@ -85,8 +84,8 @@ class Haiku(JaxHooks):
         self.jit = jit
 
     def version(self) -> str:
-        import haiku
-        return haiku.__version__
+        from importlib import metadata
+        return metadata.version("dm-haiku")
 
     def supports(self, pb: Problem, device: str) -> str | None:
         return common_skips(pb, "hk.BatchNorm (haiku/_src/moving_averages.py)")

@@ -36,7 +36,8 @@ class Keras3(KerasHooks):
         return keras
 
     def version(self) -> str:
-        return self.keras().__version__
+        from importlib import metadata
+        return metadata.version("keras")
 
     def devices(self) -> list[str]:
         return ["cpu"]

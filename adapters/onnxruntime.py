@@ -116,8 +116,8 @@ class OnnxRuntime(Hooks):
         self.name = f"onnxruntime.opset{opset}"
 
     def version(self) -> str:
-        import onnxruntime
-        return onnxruntime.__version__
+        from importlib import metadata
+        return metadata.version("onnxruntime")
 
     def devices(self) -> list[str]:
         return ["cpu"]

@@ -9,10 +9,12 @@ input dtype. The scenario is adapters/scenario.py's; these are its hooks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 
+from .devices import gpus_visible
 from .protocol import Problem
 from .scenario import Hooks, Step
 
@@ -27,12 +29,13 @@ class _Base(Hooks):
     convention = "pytorch"
     family = "torch"
 
-    def version(self) -> str:
-        return _torch().__version__
-
     def devices(self) -> list[str]:
-        torch = _torch()
-        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        if not gpus_visible():          # no GPU device node: do not import torch to ask
+            return ["cpu"]
+        return ["cpu"] + (["cuda"] if _torch().cuda.is_available() else [])
+
+    def version(self) -> str:
+        return metadata.version("torch")
 
     def device_name(self, device: str) -> str:
         torch = _torch()
@@ -215,7 +218,7 @@ class NativeCuda(NnModule):
     name = "torch.nn.native_cuda"
 
     def devices(self) -> list[str]:
-        return ["cuda"] if _torch().cuda.is_available() else []
+        return ["cuda"] if gpus_visible() and _torch().cuda.is_available() else []
 
     def run(self, pb: Problem, device: str) -> dict[str, np.ndarray]:
         with _torch().backends.cudnn.flags(enabled=False):

@@ -38,9 +38,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet import (C++ INFO/WARNING/ERROR logs)
 
 from functools import lru_cache
+from importlib import metadata
 
 import numpy as np
 
+from .devices import gpus_visible
 from .protocol import Problem
 from .scenario import COMPILES, Hooks, Step
 
@@ -64,9 +66,11 @@ class _Base(Hooks):
     family = "tensorflow"
 
     def version(self) -> str:
-        return _tf().__version__
+        return metadata.version("tensorflow")
 
     def devices(self) -> list[str]:
+        if not gpus_visible():          # no GPU device node: do not import TensorFlow to ask
+            return ["cpu"]
         return ["cpu"] + (["cuda"] if _tf().config.list_physical_devices("GPU") else [])
 
     def _dev(self, device: str) -> str:

@@ -30,7 +30,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from importlib import metadata
+
 from ._keras import KerasHooks
+from .devices import gpus_visible
 
 
 class TfKeras(KerasHooks):
@@ -45,9 +48,11 @@ class TfKeras(KerasHooks):
         return tf_keras
 
     def version(self) -> str:
-        return self.keras().__version__
+        return metadata.version("tf_keras")
 
     def devices(self) -> list[str]:
+        if not gpus_visible():          # no GPU device node: do not import TensorFlow to ask
+            return ["cpu"]
         import tensorflow as tf
         return ["cpu"] + (["cuda"] if tf.config.list_physical_devices("GPU") else [])
 

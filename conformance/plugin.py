@@ -268,16 +268,47 @@ def pytest_collection_modifyitems(session, config, items):
         if case is not None:
             item.add_marker(f"dtype_{case.dtype}")
         keep.append(item)
+    skipped = _pure_skips(run, keep)
+    if skipped:
+        keep = [i for i in keep if i not in skipped]
+        run.skipped_at_collection = len(skipped)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = keep
+
+
+def _pure_skips(run, items) -> set:
+    """Items whose adapter says, by pure logic on the case (``supports`` of a built-in adapter,
+    which imports no framework), that it cannot express the case: they are not collected to be
+    skipped one by one; each gets its skip record (with the reason) here, once per run."""
+    from .evaluate import CaseResult, adapter_version, guarded, problem_of
+    out = set()
+    for item in items:
+        cs = getattr(item, "callspec", None)
+        target = cs.params.get("target") if cs else None
+        case = cs.params.get("case") if cs else None
+        if target is None or case is None:
+            continue
+        a = run.selection.adapters[target.adapter]
+        if run.selection.origin.get(target.adapter) != "built-in" or (hasattr(a, "meta") and a._local is None):
+            continue                       # user code, or an isolated adapter: decided in its worker at run time
+        reason, fault = guarded(a.supports, problem_of(case), target.device)
+        if fault is not None or not (isinstance(reason, str) and reason):
+            continue                       # runs (a misbehaving supports() is judged when the case runs)
+        out.add(item)
+        if run.is_worker and run.worker != "gw0":
+            continue                       # under xdist every worker collects everything: gw0 records
+        res = CaseResult(case.id, target.adapter, target.device, str(a.framework), adapter_version(a),
+                         str(a.convention), verdict="skip", skip_reason=reason[:2000])
+        run.write(res.record(run.run_id))
+    return out
 
 
 def pytest_deselected(items):
     if items:
         run = items[0].config.stash.get(KEY, None)
         if run is not None:
-            run.deselected += len(items)
+            run.deselected += len(items)       # the user's selection (-k, -m, --case, --lf, quick tier)
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -412,4 +443,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"latest:  {run.latest} -> {run.folder}")
     if run.deselected:
         tr.write_line(f"deselected: {run.deselected} item(s)")
+    if getattr(run, "skipped_at_collection", 0):
+        tr.write_line(f"not collected: {run.skipped_at_collection} (adapter, case) pair(s) the adapters cannot express "
+                      "(recorded as skips with their reasons)")
 
