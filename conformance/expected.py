@@ -18,6 +18,7 @@ from bn_conformance.reference.conventions import Convention
 from . import tolerance as T
 from .case import Case
 from .distributions import get as distribution
+from .vocab import round_to
 
 
 @dataclass
@@ -116,6 +117,13 @@ class _Builder:
         self.out.aux.setdefault("dy", []).append(dy)
         return mean, var, tm, tv
 
+    def representable(self, v):
+        """Running statistics live in the parameter dtype: a value beyond its range is the
+        infinity rounding gives (tolerance.py 10), and inference after training uses that."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = round_to(v, self.pb.param_dtype)
+        return np.where(np.isinf(r) & np.isfinite(v), r, v)
+
     def fed_var(self, var, tv):
         if self.conv.estimator == "unbiased":
             fed = ref.unbiased(var, self.n)  # raises UndefinedResult for n <= 1
@@ -136,7 +144,7 @@ class _Builder:
                     t += 1
                     w = rule.weight(t)
                     fed, tf = self.fed_var(var, tv)
-                    new_rm, new_rv = ref.step(rm, rv, self.X[k], self.ax, rule, t)
+                    new_rm, new_rv = (self.representable(v) for v in ref.step(rm, rv, self.X[k], self.ax, rule, t))
                     trm = T.running_tol(self.p, trm, tm, w, rm, mean)
                     trv = T.running_tol(self.p, trv, tf, w, rv, fed)
                     rm, rv = new_rm, new_rv

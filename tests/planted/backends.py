@@ -10,6 +10,8 @@ only, training with one value per channel raises. It computes in float32 for 16-
 """
 from __future__ import annotations
 
+import warnings
+
 import ml_dtypes
 import numpy as np
 
@@ -42,17 +44,51 @@ class NumpyBN(Hooks):
             return (0,)
         return tuple(i for i in range(x.ndim) if i != ax)
 
+    def _scale(self, x, ax):
+        """A power of two per channel near max|x| (exact scaling): statistics of x / s cannot
+        overflow, as an honest float32 kernel must ensure (Welford or scaled sums)."""
+        one = np.ones_like(self._bc(np.ones(x.shape[ax], x.dtype), x, ax))
+        if self.bug == "overflow_unscaled" or x.size == 0:
+            return one
+        with np.errstate(all="ignore"):
+            m = np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=self._axes(x, ax), keepdims=True)
+            e = np.floor(np.log2(np.where(m > 1, m, 1.0)))
+        big = m > 2.0 ** (np.finfo(x.dtype).maxexp // 2 - 10)      # only where squares could overflow
+        return np.where(big, np.ldexp(one, e.astype(np.int64)), one).astype(x.dtype)
+
     def _stats(self, x, ax):
+        """(mean, variance of x / s, s) per channel, s from ``_scale``."""
         axes = self._axes(x, ax)
         acc = np.float16 if (self.bug == "f16_accumulate" and x.dtype == np.float16) else x.dtype
-        xs = x.astype(acc)
+        if self.bug == "bf16_long_accumulate" and x.size // max(x.shape[ax], 1) > 1024 and self._bf16:
+            return self._bf16_stats(x, axes)
+        s = self._scale(x, ax).astype(acc)
+        xs = x.astype(acc) / s
         mean = xs.mean(axis=axes, keepdims=True, dtype=acc)
-        if self.bug == "one_pass_variance":
+        if self.bug in ("one_pass_variance", "one_pass_clamped"):
             var = (xs * xs).mean(axis=axes, keepdims=True, dtype=acc) - mean * mean
+            if self.bug == "one_pass_clamped":
+                var = np.maximum(var, 0)
         else:
             d = xs - mean
             var = (d * d).mean(axis=axes, keepdims=True, dtype=acc)
-        return mean.astype(x.dtype), var.astype(x.dtype)
+        if self.bug == "vector_tail" and x.shape[ax] > 8 and x.shape[ax] % 8:
+            idx = [slice(None)] * x.ndim
+            idx[ax] = -1
+            src = [slice(None)] * x.ndim
+            src[ax] = 0
+            mean, var = mean.copy(), var.copy()
+            mean[tuple(idx)], var[tuple(idx)] = mean[tuple(src)], var[tuple(src)]
+        return (mean * s).astype(x.dtype), var.astype(x.dtype), s.astype(x.dtype)
+
+    def _bf16_stats(self, x, axes):
+        """Planted: a long bfloat16 reduction accumulated in bfloat16."""
+        b = ml_dtypes.bfloat16
+        xs = x.astype(b)
+        mean = np.mean(xs, axis=axes, keepdims=True, dtype=b)
+        d = (xs - mean).astype(b)
+        var = np.mean(d * d, axis=axes, keepdims=True, dtype=b)
+        return mean.astype(x.dtype), var.astype(x.dtype), np.ones_like(mean, dtype=x.dtype)
 
     def _rsqrt(self, var, eps):
         if self.bug == "eps_outside_sqrt":
@@ -69,13 +105,21 @@ class NumpyBN(Hooks):
         shape[ax] = -1
         return v.reshape(shape)
 
-    def _train(self, x, dy, g, b, eps, ax):
+    def _train(self, x, dy, g, b, eps, ax, replicas=None):
         n = x.size // x.shape[ax]
-        mean, var = self._stats(x, ax)
+        if self.bug == "replica_mean_of_variances" and replicas:
+            mean, var, s = self._replica_stats(x, ax, replicas)
+        else:
+            mean, var, s = self._stats(x, ax)
         if self.bug == "f16_accumulate":
-            x, mean, var = x.astype(dy.dtype), mean.astype(dy.dtype), var.astype(dy.dtype)
-        r = self._rsqrt(var, eps)
-        xhat = (x - mean) * r
+            x, mean, var, s = x.astype(dy.dtype), mean.astype(dy.dtype), var.astype(dy.dtype), s.astype(dy.dtype)
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            scaled = s != 1
+            r_s = self._rsqrt(var, eps / (s.astype(np.float64) ** 2)).astype(x.dtype)  # 1 / sigma of x / s
+            use = scaled & (var > 0)                                                   # else eps / s^2 underflows
+            r = np.where(use, r_s / s, self._rsqrt(var * s * s, eps).astype(x.dtype))  # 1 / sigma of x
+            xhat = np.where(use, ((x - mean) / s) * r_s, (x - mean) * r)
+            var = var * s * s                                                          # Inf when beyond the dtype
         y = xhat * g + b
         axes = self._axes(x, ax)
         dbeta = dy.sum(axis=axes, keepdims=True)
@@ -85,13 +129,30 @@ class NumpyBN(Hooks):
         dx = g * r * (dy - dbeta / n - xhat * dgamma / n)
         return self._nan_leak(x, y), self._nan_leak(x, dx), dgamma, dbeta, mean, var, n
 
+    def _replica_stats(self, x, ax, replicas):
+        """Planted: synchronised statistics as the unweighted mean of the replicas' means and
+        variances (wrong for unequal shards, and for shards with different means)."""
+        means, variances, start = [], [], 0
+        for size in replicas:
+            m, v, _ = self._stats(x[start:start + size], ax)
+            means.append(m)
+            variances.append(v)
+            start += size
+        return np.mean(means, axis=0), np.mean(variances, axis=0), np.ones_like(means[0])
+
     def _infer(self, x, dy, g, b, rm, rv, eps, ax):
         if self.bug == "infer_uses_batch_stats":
             y, dx, dg, db, *_ = self._train(x, dy, g, b, eps, ax)
             return y, dx, dg, db
+        if self.bug != "accepts_invalid_variance" and np.any(np.isfinite(rv) & (rv + eps <= 0)):
+            raise ValueError("running variance + eps <= 0: no real normalisation")
         r = self._rsqrt(rv, eps)
         xhat = (x - rm) * r
-        y = xhat * g + b
+        if self.bug == "folded_inference":       # y = x * a + (beta - mean * a), as fused inference kernels fold it
+            a = g * r
+            y = x * a + (b - rm * a)
+        else:
+            y = xhat * g + b
         axes = self._axes(x, ax)
         if self.bug == "infer_grad_through_batch":
             _, dx, *_ = self._train(x, dy, g, b, eps, ax)
@@ -110,11 +171,13 @@ class NumpyBN(Hooks):
     def create(self, pb: Problem, device: str):
         wp = self._wp(pb)
         C = pb.channels
+        self._bf16 = pb.dtype == "bfloat16"
         return {"pb": pb, "wp": wp, "rm": np.zeros(C, wp), "rv": np.ones(C, wp),
                 "g": pb.gamma.astype(wp), "b": pb.beta.astype(wp)}
 
     def load_stats(self, layer, mean, var):
         layer["rm"], layer["rv"] = np.asarray(mean).astype(layer["wp"]), np.asarray(var).astype(layer["wp"])
+        layer["loaded"] = True
         return layer
 
     def freeze(self, layer):   # the "pytorch" preset: frozen parameters, the mode is untouched
@@ -129,10 +192,15 @@ class NumpyBN(Hooks):
         g, b = self._bc(layer["g"], x, ax), self._bc(layer["b"], x, ax)
         n = x.size // x.shape[ax] if x.shape[ax] else 0
         batch = training or not pb.track_running_stats
+        if self.bug == "one_sample_running_stats" and training and x.shape[0] == 1 and pb.track_running_stats:
+            batch = False                           # planted: a batch of one sample treated as inference
+        if self.bug == "fresh_uses_batch_stats" and not training and not layer.get("touched"):
+            batch = True                            # planted: a fresh layer normalises with the batch
+        layer["touched"] = layer.get("touched") or training or layer.get("loaded", False)
         if batch and n == 1:
             raise ValueError("Expected more than 1 value per channel when training")
         if batch:
-            y, dx, dg, db, mean, var, nn = self._train(x, dy, g, b, pb.eps, ax)
+            y, dx, dg, db, mean, var, nn = self._train(x, dy, g, b, pb.eps, ax, pb.replicas)
             if training and pb.track_running_stats and nn > 0 and self.bug != "wrong_axes":
                 fed = var.reshape(-1) if self.bug == "estimator_swapped" else var.reshape(-1) * (nn / (nn - 1))
                 layer["rm"] = self._update(layer["rm"], mean.reshape(-1), pb.momentum)
@@ -169,6 +237,18 @@ BUGS = {
     "nan_leak": ("a NaN anywhere poisons every channel", {"isolation", "y"}),
     "dgamma_is_dbeta": ("dgamma computed as sum(dy)", {"dgamma"}),
     "f16_accumulate": ("float16 inputs accumulated in float16", {"y", "dx", "running_mean", "running_var"}),
+    # one per area added since: synchronised, lifecycle, invalid statistics, degenerate, overflow, shape classes
+    "replica_mean_of_variances": ("synchronised statistics as the plain mean of the replicas' statistics",
+                                  {"y", "running_var"}),
+    "fresh_uses_batch_stats": ("a fresh layer normalises inference with the batch's statistics", {"y"}),
+    "accepts_invalid_variance": ("a running variance + eps <= 0 accepted (NaN out) instead of refused", {"outcome"}),
+    "folded_inference": ("inference folded into x * a + (beta - mean * a)", {"y"}),
+    "one_pass_clamped": ("var = max(0, E[x^2] - E[x]^2), as fast-variance kernels compute it", {"y"}),
+    "overflow_unscaled": ("squared deviations summed without scaling: they overflow float32", {"y", "dx"}),
+    "vector_tail": ("with more than 8 channels, the last channel of a partial vector gets channel 0's statistics",
+                    {"y"}),
+    "one_sample_running_stats": ("a training batch of one sample normalised with the running statistics", {"y"}),
+    "bf16_long_accumulate": ("bfloat16 reductions longer than 1024 values accumulated in bfloat16", {"y"}),
 }
 PLANTED = {name: _planted(name, what) for name, (what, _) in BUGS.items()}
 globals().update({cls.__name__: cls for cls in PLANTED.values()})
