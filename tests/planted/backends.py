@@ -10,8 +10,6 @@ only, training with one value per channel raises. It computes in float32 for 16-
 """
 from __future__ import annotations
 
-import warnings
-
 import ml_dtypes
 import numpy as np
 
