@@ -1,19 +1,22 @@
-"""Benchmark the default conformance run: where the time goes.
+"""Benchmark a conformance run: where the time goes.
 
-    python benchmarks/run.py [-n 2] [--out benchmarks/latest.json] [-- extra pytest args]
+    python benchmarks/run.py [-n 2] [--out benchmarks/latest.json] [--costs] [-- extra pytest args]
 
-Runs ``pytest conformance/`` once (all installed default adapters, CPU) into a scratch
-results folder, then reads the per-case timings the results file records and prints:
+Runs ``pytest conformance/`` once (default tier, every installed default adapter, CPU; pass
+``-- --tier full`` or ``-- --adapter NAME`` to change that) into a scratch results folder,
+builds its report separately (timed), then reads the per-case timings the results record:
 
-  * total wall time of the run;
-  * per adapter: cases, time inside the framework (adapter calls), time compiling (for
-    adapters that report it), and its share;
-  * the suite's own work: input generation, reference computation, comparison, and
-    the remainder (process start-up, imports, collection, results writing, report),
-    with its share of the time spent in framework calls.
+  * wall time of the run, and of the report;
+  * per adapter: cases, time inside the framework, compilations and compile time (XLA,
+    Inductor: adapters/scenario.py CompileLog), the first call's extra time (the framework's
+    import, a worker's start-up), execution time, and its share;
+  * the suite's own work per case: inputs, reference, comparison; the remainder of the
+    process-seconds (interpreter start, plugin and framework imports, collection, results
+    writing) and the share of framework time the suite's own work takes.
 
-It writes the same figures as JSON (``--out``). It is a benchmark, not a test: it
-asserts nothing and always exits 0 unless pytest itself could not run.
+``--costs`` also writes each adapter's measured framework seconds to adapters/costs.json,
+which orders the xdist groups (heaviest first) so the two workers finish together. It is a
+benchmark, not a test: it asserts nothing and exits 0 unless pytest itself could not run.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from bn_conformance.results import load  # noqa: E402
 
 def summarise(records: list[dict], wall_s: float, workers: int) -> dict:
     per = defaultdict(lambda: defaultdict(float))
+    calls = defaultdict(list)
     suite = defaultdict(float)
     for r in records:
         if r["type"] != "case":
@@ -45,8 +49,20 @@ def summarise(records: list[dict], wall_s: float, workers: int) -> dict:
         a["cases"] += 1
         a["adapter_s"] += t.get("adapter_s", 0.0)
         a["compile_s"] += t.get("compile_s") or 0.0
+        a["compiles"] += t.get("compiles") or 0
+        if "adapter_s" in t:
+            calls[r["adapter"]].append(t["adapter_s"] - (t.get("compile_s") or 0.0))
         for k in ("inputs_s", "reference_s", "compare_s"):
             suite[k] += t.get(k, 0.0)
+    for name, a in per.items():
+        # the first call of an adapter in a process pays its framework's import (or its worker's
+        # start): the largest call beyond compilation, less a typical call
+        xs = sorted(calls[name])
+        first = (xs[-1] - xs[len(xs) // 2]) if len(xs) > 1 else 0.0
+        a["first_call_s"] = first
+        a["execute_s"] = a["adapter_s"] - a["compile_s"] - first
+        a["per_case_ms"] = 1000.0 * a["execute_s"] / a["cases"] if a["cases"] else 0.0
+        a["per_compile_s"] = a["compile_s"] / a["compiles"] if a["compiles"] else 0.0
     framework_s = sum(a["adapter_s"] for a in per.values())
     measured_suite = sum(suite.values())
     cpu_budget = wall_s * workers                       # process-seconds available in the run
@@ -61,12 +77,15 @@ def summarise(records: list[dict], wall_s: float, workers: int) -> dict:
 
 
 def table(s: dict) -> str:
-    lines = [f"wall time {s['wall_s']:.1f} s with {s['workers']} worker(s); time in framework calls "
-             f"{s['framework_s']:.1f} s (process-seconds)", "",
-             f"{'adapter':32s} {'cases':>6s} {'framework s':>12s} {'compile s':>10s} {'share':>6s}"]
-    for name, a in s["adapters"].items():
+    lines = [f"wall time {s['wall_s']:.1f} s with {s['workers']} worker(s); report {s.get('report_s', 0):.1f} s; "
+             f"time in framework calls {s['framework_s']:.1f} s (process-seconds)", "",
+             f"{'adapter':30s} {'cases':>6s} {'framework s':>11s} {'compiles':>8s} {'compile s':>9s} "
+             f"{'first call s':>12s} {'execute s':>9s} {'ms/case':>8s} {'share':>6s}"]
+    for name, a in sorted(s["adapters"].items(), key=lambda kv: -kv[1]["adapter_s"]):
         share = a["adapter_s"] / s["framework_s"] if s["framework_s"] else 0
-        lines.append(f"{name:32s} {int(a['cases']):6d} {a['adapter_s']:12.1f} {a['compile_s']:10.1f} {share:6.1%}")
+        lines.append(f"{name:30s} {int(a['cases']):6d} {a['adapter_s']:11.1f} {int(a['compiles']):8d} "
+                     f"{a['compile_s']:9.1f} {a['first_call_s']:12.1f} {a['execute_s']:9.1f} {a['per_case_ms']:8.1f} "
+                     f"{share:6.1%}")
     su = s["suite"]
     lines += ["", "suite's own work (process-seconds):",
               f"  inputs {su.get('inputs_s', 0):.1f} s, reference {su.get('reference_s', 0):.1f} s, "
@@ -82,12 +101,13 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=2, help="pytest-xdist workers (0: one process)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "latest.json"))
     ap.add_argument("--keep", help="keep the run's results folder here (e.g. to publish it)")
+    ap.add_argument("--costs", action="store_true", help="write adapters/costs.json from this run")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
-        tmp = args.keep or scratch
+        tmp = str(Path(args.keep or scratch) / "run")
         cmd = [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:randomly", "--results-dir", tmp,
-               *(["-n", str(args.n)] if args.n else []), *args.pytest_args]
+               "--no-report", *(["-n", str(args.n), "--dist", "loadgroup"] if args.n else []), *args.pytest_args]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -95,8 +115,14 @@ def main(argv=None) -> int:
         if proc.returncode not in (0, 1):
             print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
             return proc.returncode
+        t1 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bn_conformance.reports", "build", tmp], cwd=ROOT, capture_output=True)
+        report_s = time.perf_counter() - t1
         records = load(Path(tmp))
-    s = summarise(records, wall, max(args.n, 1))
+    s = summarise(records, wall, max(args.n, 1)) | {"report_s": report_s}
+    if args.costs:
+        costs = {k: round(v["adapter_s"], 1) for k, v in s["adapters"].items()}
+        (ROOT / "adapters" / "costs.json").write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
     s |= {"command": " ".join(cmd[1:]), "pytest_summary": tail[0].strip("= ") if tail else "",
           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.machine(),
           "cpus": os.cpu_count(), "python": platform.python_version()}

@@ -274,7 +274,28 @@ def pytest_collection_modifyitems(session, config, items):
         run.skipped_at_collection = len(skipped)
     if drop:
         config.hook.pytest_deselected(items=drop)
-    items[:] = keep
+    items[:] = _heaviest_first(keep)
+
+
+def _heaviest_first(items) -> list:
+    """Items ordered by their adapter's measured cost, heaviest first (stable otherwise):
+    pytest-xdist's loadgroup scheduler hands out adapter groups in the order they first appear,
+    so this is longest-processing-time-first scheduling and the workers finish together.
+    Costs: adapters/costs.json (benchmarks/run.py --costs); an adapter without one goes first."""
+    import json
+
+    from bn_conformance import adapters
+    try:
+        costs = json.loads(Path(adapters.__file__).with_name("costs.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        costs = {}
+
+    def cost(item):
+        cs = getattr(item, "callspec", None)
+        t = cs.params.get("target") if cs else None
+        return -float(costs.get(t.adapter, 1e9)) if t is not None else 0.0
+
+    return sorted(items, key=cost)
 
 
 def _pure_skips(run, items) -> set:
