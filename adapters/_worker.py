@@ -30,6 +30,7 @@ import pickle
 import signal
 import tempfile
 import threading
+import time
 import traceback
 import weakref
 from multiprocessing.connection import wait
@@ -56,12 +57,24 @@ class WorkerOversize(WorkerError):
     """The child's answer exceeded the call's byte limit; it was refused unread."""
 
 
+class WorkerBadAnswer(WorkerError):
+    """The child answered something the suite does not accept (an object that could not be
+    sent, or one whose unpickling would import or call code in this process); refused."""
+
+
 class RemoteError(WorkerError):
     """The adapter raised in the child; the message is its exception."""
 
     def __init__(self, kind: str, message: str, tb: str = ""):
         super().__init__(f"{kind}: {message}")
         self.kind, self.message, self.tb = kind, message, tb
+
+
+def _remote(value) -> WorkerError:
+    """The error an "error" answer describes (a child that speaks the protocol wrongly is a WorkerError)."""
+    if isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, str) for v in value):
+        return RemoteError(*value)
+    return WorkerError(f"malformed error answer from the worker: {str(value)[:200]!r}")
 
 
 def _rss_mb(pid: int) -> float:
@@ -75,6 +88,51 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+# What an answer may be made of: plain data (pickle's own types), NumPy arrays, dtypes and
+# scalars, and the extra floating-point types of ml_dtypes. Anything else in an answer would
+# make ``pickle.loads`` import a module or call a function in this process (an adapter's
+# module, ``os.system``): it is refused unread (``WorkerBadAnswer``).
+_ANSWER_GLOBALS = {
+    ("builtins", "complex"), ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+}
+
+
+class _AnswerUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ANSWER_GLOBALS or (module == "ml_dtypes" and name.replace("_", "").isalnum()
+                                                 and (name.startswith("float") or name.startswith("bfloat"))):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"answer holds {module}.{name}, which is not plain data or a NumPy array")
+
+
+def loads_answer(data: bytes):
+    """``pickle.loads`` limited to plain data and NumPy arrays (never imports or calls other code)."""
+    import io
+    return _AnswerUnpickler(io.BytesIO(data)).load()
+
+
+def _text(exc: BaseException, limit: int = 20000) -> str:
+    """str(exc), bounded, even when the exception's __str__ raises."""
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001 -- a hostile __str__
+        text = f"<{type(exc).__name__} whose str() raised>"
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} characters cut]"
+
+
+def _error(exc: BaseException) -> tuple:
+    try:
+        tb = traceback.format_exc(limit=20)
+    except BaseException:  # noqa: BLE001
+        tb = ""
+    return (type(exc).__name__, _text(exc), tb[-20000:])
+
+
 def _make(target: str, kwargs: dict):
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)(**kwargs)
@@ -84,8 +142,7 @@ def _reply(conn, status: str, value) -> None:
     try:
         data = pickle.dumps((status, value), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001 -- an unpicklable result is the adapter's fault
-        data = pickle.dumps(("error", ("PicklingError", f"result could not be sent: {type(exc).__name__}: {exc}",
-                                       "")))
+        data = pickle.dumps(("bad", f"the answer could not be sent: {type(exc).__name__}: {_text(exc, 2000)}"))
     conn.send_bytes(data)
 
 
@@ -103,7 +160,7 @@ def _serve(conn, target: str, kwargs: dict, env: dict, capture: str | None) -> N
     try:
         adapter = _make(target, kwargs)
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent
-        _reply(conn, "error", (type(exc).__name__, str(exc), traceback.format_exc(limit=20)))
+        _reply(conn, "error", _error(exc))
         return
     _reply(conn, "ok", None)
     while True:
@@ -118,7 +175,7 @@ def _serve(conn, target: str, kwargs: dict, env: dict, capture: str | None) -> N
             value = getattr(adapter, method)(*args) if method != "__meta__" else _meta(adapter)
             _reply(conn, "ok", value)
         except Exception as exc:  # noqa: BLE001 -- reported to the parent
-            _reply(conn, "error", (type(exc).__name__, str(exc), traceback.format_exc(limit=20)))
+            _reply(conn, "error", _error(exc))
 
 
 def _meta(adapter) -> dict:
@@ -134,7 +191,14 @@ def _meta(adapter) -> dict:
     out["default"] = getattr(adapter, "default", True)
     out["family"] = getattr(adapter, "family", None)
     namer = getattr(adapter, "device_name", None)
-    out["device_names"] = {d: str(namer(d)) for d in devices} if callable(namer) and isinstance(devices, list) else {}
+    names = {}
+    if callable(namer) and isinstance(devices, list):
+        for d in devices:
+            try:                      # a readable name is optional: one that fails is the device's own
+                names[str(d)] = str(namer(d))[:200]
+            except Exception:  # noqa: BLE001
+                names[str(d)] = str(d)
+    out["device_names"] = names
     return out
 
 
@@ -144,6 +208,7 @@ def _kill_all() -> None:
     its children: kill every worker's process group, whatever signals it ignores."""
     for p in list(_LIVE):
         p.kill()
+        p._drop_capture()
 
 
 class Proxy:
@@ -206,6 +271,15 @@ class Proxy:
     def close(self) -> None:
         with self._lock:
             self._stop()
+            self._drop_capture()
+
+    def _drop_capture(self) -> None:
+        path, self._capture = self._capture, None
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def kill(self) -> None:
         """Kill the child's process group now (no lock: usable from signal handlers and atexit)."""
@@ -242,10 +316,13 @@ class Proxy:
                         os.environ[k] = v
         child.close()
         self._proc, self._conn = proc, parent
-        status, value = self._receive(self._start_timeout, "starting", DEFAULT_MAX_BYTES)
+        answer = self._receive(self._start_timeout, "starting", DEFAULT_MAX_BYTES)
+        status, value = answer if isinstance(answer, tuple) and len(answer) == 2 else ("bad", "malformed answer")
         if status != "ok":
             self._stop()
-            raise RemoteError(*value) if isinstance(value, tuple) else WorkerError(str(value))
+            if status == "bad":
+                raise WorkerBadAnswer(f"worker {self.name} starting: {value}")
+            raise _remote(value)
 
     def _stop(self, graceful: bool = True) -> None:
         if self._proc is not None:
@@ -279,8 +356,23 @@ class Proxy:
         text = data.decode("utf-8", "replace")
         return (f"[... {size - OUTPUT_TAIL} bytes cut ...]\n" + text) if size > OUTPUT_TAIL else text
 
+    def _wait(self, timeout: float) -> list:
+        """[conn] once an answer (or EOF) is readable, [sentinel] once the child is dead, [] on
+        timeout. The sentinel alone misses a child whose forked grandchild still holds the
+        sentinel's (and the pipe's) write end, so the child's exit status is polled as well."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            ready = wait([self._conn, self._proc.sentinel], max(0.0, min(left, 0.25)))
+            if self._conn in ready:
+                return [self._conn]
+            if ready or self._proc.exitcode is not None:       # exitcode: waitpid(WNOHANG)
+                return [self._conn] if self._conn.poll(0) else [self._proc.sentinel]
+            if left <= 0:
+                return []
+
     def _receive(self, timeout: float, what: str, max_bytes: int):
-        ready = wait([self._conn, self._proc.sentinel], timeout)
+        ready = self._wait(timeout)
         pid = self._proc.pid
         if not ready:
             self._stop(graceful=False)
@@ -308,7 +400,13 @@ class Proxy:
             self.restarts += 1
             raise WorkerCrashed(f"worker {self.name} died {what} (exit code {code})") from None
         try:
-            return pickle.loads(data)
+            return loads_answer(data)
+        except pickle.UnpicklingError as exc:
+            if "not plain data" in str(exc):    # refused before anything was built: the worker stays
+                return "bad", f"refused: {exc}"
+            self._stop(graceful=False)
+            self.restarts += 1
+            raise WorkerError(f"worker {self.name} sent an unreadable answer {what}: {type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 -- garbage from the child
             self._stop(graceful=False)
             self.restarts += 1
@@ -319,7 +417,11 @@ class Proxy:
             if self._proc is None or not self._proc.is_alive():
                 if self._proc is not None:
                     self._stop(graceful=False)
-                self._start()
+                try:
+                    self._start()
+                except BaseException:
+                    self.last_output = self._tail()      # what a child that failed to start printed
+                    raise
             try:
                 self._conn.send((method, args))
             except (OSError, ValueError) as exc:
@@ -327,20 +429,27 @@ class Proxy:
                 self.restarts += 1
                 raise WorkerCrashed(f"worker {self.name} unreachable: {exc}") from None
             try:
-                status, value = self._receive(self._timeout, f"in {method}", max_bytes or DEFAULT_MAX_BYTES)
+                answer = self._receive(self._timeout, f"in {method}", max_bytes or DEFAULT_MAX_BYTES)
+                if not (isinstance(answer, tuple) and len(answer) == 2 and answer[0] in ("ok", "error", "bad")):
+                    self._stop(graceful=False)
+                    self.restarts += 1
+                    raise WorkerError(f"worker {self.name} broke the protocol in {method}: {str(answer)[:200]!r}")
+                status, value = answer
             finally:
                 self.last_output = self._tail()
             if self._proc is not None and _rss_mb(self._proc.pid) > self._max_rss:
                 self._stop()      # a leaking adapter is restarted, the case it finished still counts
                 self.restarts += 1
+        if status == "bad":
+            raise WorkerBadAnswer(f"worker {self.name} answered {method}() with something the suite does not "
+                                  f"accept: {value}")
         if status != "ok":
-            raise RemoteError(*value)
+            raise _remote(value)
         return value
 
     def __del__(self):
         try:
             self.kill()
-            if self._capture:
-                os.unlink(self._capture)
+            self._drop_capture()
         except Exception:  # noqa: BLE001 -- best effort at interpreter shutdown
             pass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from importlib import metadata
 from importlib.metadata import entry_points
@@ -84,8 +85,8 @@ def instantiate(name: str | None = None, spec: str | None = None):
     (``spec`` may end in ``#name``). Used in worker processes."""
     if name is not None:
         return _construct(BY_NAME[name])
-    target, _, pick = spec.partition("#")
-    found = from_spec(target)
+    target, attr, pick = split_spec(spec)
+    found = from_spec(join_spec(target, attr))
     if pick:
         found = [a for a in found if getattr(a, "name", None) == pick]
     if len(found) != 1:
@@ -115,14 +116,29 @@ def _materialise(attr, origin: str) -> list:
     raise AdapterLoadError(f"{origin}: {attr!r} is neither an adapter class, an adapter, nor a factory")
 
 
+_MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_ATTR_PICK = re.compile(r"([A-Za-z_]\w*)(?:#(.*))?", re.S)
+
+
 def split_spec(spec: str) -> tuple[str, str, str]:
     """(target, attribute, pick) of ``target:Attr[#pick]``; raises AdapterLoadError if malformed.
-    The attribute is after the last ":" (a Windows drive letter stays in the target)."""
-    body, _, pick = spec.partition("#") if "#" in spec.rpartition(":")[2] else (spec, "", "")
-    target, sep, attr = body.rpartition(":")
-    if not sep or not target or not attr or not attr.isidentifier():
-        raise AdapterLoadError(f"--adapter {spec!r}: expected MODULE:NAME or FILE.py:NAME (optionally #ADAPTER)")
-    return target, attr, pick
+    The target is the shortest prefix that is a file ending in ".py" or a module name and is
+    followed by ":Attr": a path may hold ":" or "#" (a Windows drive letter, a folder "a#b"),
+    and the adapter name after "#" may hold anything."""
+    if isinstance(spec, str):
+        for i, ch in enumerate(spec):
+            if ch != ":":
+                continue
+            target, rest = spec[:i], spec[i + 1:]
+            m = _ATTR_PICK.fullmatch(rest)
+            if m and target and (target.endswith(".py") or _MODULE.fullmatch(target)):
+                return target, m.group(1), m.group(2) or ""
+    raise AdapterLoadError(f"--adapter {str(spec)[:300]!r}: expected MODULE:NAME or FILE.py:NAME (optionally #ADAPTER)")
+
+
+def join_spec(target: str, attr: str, pick: str = "") -> str:
+    """The spec ``split_spec`` reads back as (target, attr, pick)."""
+    return f"{target}:{attr}" + (f"#{pick}" if pick else "")
 
 
 def from_spec(spec: str) -> list:
@@ -175,19 +191,20 @@ def discover(spec: str, timeout_s: float) -> list:
         if not Path(target).is_file():
             raise AdapterLoadError(f"--adapter {spec!r}: no file {Path(target).resolve()}")
         target = str(Path(target).resolve())
-    full = f"{target}:{attr}"
+    full = join_spec(target, attr)
     probe = Proxy(f"discover {spec}", "bn_conformance.adapters.loading:_Describer", {"spec": full},
                   timeout_s=timeout_s, start_timeout_s=timeout_s)
     try:
         metas = probe._call("describe")
-    except WorkerError as exc:
-        raise AdapterLoadError(f"--adapter {spec!r}: the adapter could not be loaded in its worker: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- whatever the worker did, the spec did not load
+        kind = "" if isinstance(exc, WorkerError) else f"{type(exc).__name__}: "
+        raise AdapterLoadError(f"--adapter {spec!r}: the adapter could not be loaded in its worker: {kind}{exc}") from None
     finally:
         probe.close()
-    if not isinstance(metas, list):
-        raise AdapterLoadError(f"--adapter {spec!r}: the worker described {type(metas).__name__}, not a list")
+    if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
+        raise AdapterLoadError(f"--adapter {spec!r}: the worker described {type(metas).__name__}, not a list of adapters")
     if pick:
-        metas = [m for m in metas if isinstance(m, dict) and m.get("name") == pick]
+        metas = [m for m in metas if m.get("name") == pick]
         if not metas:
             raise AdapterLoadError(f"--adapter {spec!r}: no adapter named {pick!r} there")
     out = []
@@ -196,7 +213,7 @@ def discover(spec: str, timeout_s: float) -> list:
         if bad:
             raise AdapterLoadError(f"--adapter {spec!r}: adapter {str(m.get('name'))[:80]!r}: " + "; ".join(bad))
         out.append(Proxy(m["name"], "bn_conformance.adapters.loading:instantiate",
-                         {"spec": f"{full}#{m['name']}"}, timeout_s=timeout_s, meta=m))
+                         {"spec": join_spec(target, attr, m["name"])}, timeout_s=timeout_s, meta=m))
     return out
 
 
@@ -206,12 +223,16 @@ def problems(meta: dict) -> list[str]:
     from bn_conformance.vocab import CAPABILITIES
     out = []
     name = meta.get("name")
-    if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable():
-        out.append(f"name must be a printable string of at most 200 characters, got {str(name)[:80]!r}")
+    if not _text(name):
+        out.append(f"name must be a printable string of at most 200 characters, got {_show(name)}")
+    elif set(name) & set(_NAME_RESERVED) or name != name.strip():
+        out.append(f"name {name!r} must not hold any of {_NAME_RESERVED!r} nor begin or end with a space "
+                   "(they select adapters on the command line: --adapter NAME, FILE.py:ATTR#NAME)")
     for key in ("framework", "convention", "version"):
-        if not isinstance(meta.get(key), str) or not meta.get(key):
-            out.append(f"{key} must be a non-empty string, got {str(meta.get(key))[:80]!r}")
-    if isinstance(meta.get("convention"), str) and meta["convention"] not in presets():
+        if not _text(meta.get(key)):
+            out.append(f"{key} must be a non-empty printable string of at most 200 characters (no line breaks), "
+                       f"got {_show(meta.get(key))}")
+    if _text(meta.get("convention")) and meta["convention"] not in presets():
         out.append(f"convention {meta['convention']!r} is not a preset in reference/conventions.toml "
                    f"(known: {', '.join(sorted(presets()))})")
     devs = meta.get("devices")
@@ -220,9 +241,25 @@ def problems(meta: dict) -> list[str]:
     elif set(devs) - set(DEVICES):
         out.append(f"devices() returned unknown device name(s) {sorted(set(devs) - set(DEVICES))}; known: {DEVICES}")
     caps = meta.get("capabilities")
-    if not isinstance(caps, (list, tuple)) or set(caps) - set(CAPABILITIES) or "forward" not in caps:
-        out.append(f"capabilities must be a subset of {CAPABILITIES} including 'forward', got {str(caps)[:80]!r}")
+    if not isinstance(caps, (list, tuple)) or not all(isinstance(c, str) for c in caps) \
+            or set(caps) - set(CAPABILITIES) or "forward" not in caps:
+        out.append(f"capabilities must be a subset of {CAPABILITIES} including 'forward', got {_show(caps)}")
     return out
+
+
+_NAME_RESERVED = ":*?[]"
+
+
+def _text(v) -> bool:
+    """A declared text value: a non-empty printable str (no line breaks) of at most 200 characters."""
+    return type(v) is str and 0 < len(v) <= 200 and v.isprintable()
+
+
+def _show(v) -> str:
+    try:
+        return repr(str(v)[:80])
+    except Exception:  # noqa: BLE001
+        return f"<{type(v).__name__}>"
 
 
 def entry_point_specs() -> dict[str, str]:
@@ -231,4 +268,5 @@ def entry_point_specs() -> dict[str, str]:
 
 
 __all__ = ["AdapterLoadError", "DEVICES", "ENTRIES", "ENTRY_POINT_GROUP", "build", "discover", "entry_point_specs",
-           "framework_version", "from_spec", "instantiate", "missing", "problems", "split_spec"]
+           "framework_version", "from_spec", "instantiate", "join_spec", "missing", "problems",
+           "split_spec"]

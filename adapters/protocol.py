@@ -67,6 +67,7 @@ class Problem:
     running_mean: np.ndarray | None = None   # (C,) supplied statistics ("infer", "frozen", or train from given)
     running_var: np.ndarray | None = None
     replicas: tuple[int, ...] | None = None  # per-replica batch sizes (synchronised batch norm), or None
+    init_train: bool = False                 # "fresh": initialise in training mode where init runs a forward pass
 
     @property
     def axis(self) -> int:

@@ -38,6 +38,8 @@ class _Base(Hooks):
         return metadata.version("torch")
 
     def device_name(self, device: str) -> str:
+        if device != "cuda":
+            return device
         torch = _torch()
         if device == "cuda":
             return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"

@@ -31,6 +31,15 @@ class Entry:
         return self.target.partition(":")[0]
 
 
+# replicas as logical CPU devices: TensorFlow fixes them when its runtime starts (adapters/tf_sync.py)
+_TF_SYNC_ENV = (("BN_TF_LOGICAL_CPUS", "8"),)
+# the synchronised variants run only replica cases (the sync area); conformance/strategies.py draws none,
+# so their hypothesis test has no example it can run (hypothesis.errors.Unsatisfiable, measured)
+_SYNC_OPT_IN = dict(default=False, why_opt_in="synchronised batch norm: runs the sync area's replica cases only "
+                                              "(the hypothesis strategy draws no replica cases, so test_hypothesis "
+                                              "is Unsatisfiable for it)")
+
+
 def _keras3() -> list[Entry]:
     out = []
     for backend in ("tensorflow", "jax", "torch"):
@@ -39,6 +48,8 @@ def _keras3() -> list[Entry]:
         out.append(Entry(f"keras3.{backend}", "keras3:Keras3", "keras", family, "keras3",
                          kwargs=(("backend", backend), ("jit", False)), worker_env=env,
                          requires=("keras", backend)))
+    out.append(Entry("keras3.tensorflow.sync", "tf_sync:Keras3TfSync", "keras", "tensorflow", "keras3", **_SYNC_OPT_IN,
+                     worker_env=(("KERAS_BACKEND", "tensorflow"),) + _TF_SYNC_ENV, requires=("keras", "tensorflow")))
     out.append(Entry("keras3.tensorflow.xla", "keras3:Keras3", "keras", "tensorflow", "keras3", default=False,
                      why_opt_in="an XLA compile per shape and configuration (~0.7 s a case) for the same "
                                 "tf.nn graph that tf.nn.xla compiles, with the same measured findings",
@@ -46,6 +57,9 @@ def _keras3() -> list[Entry]:
                      worker_env=(("KERAS_BACKEND", "tensorflow"),), requires=("keras", "tensorflow")))
     return out
 
+
+# replicas as host CPU devices: XLA fixes the device count when JAX starts (sync variants' own worker)
+_JAX_SYNC_ENV = (("XLA_FLAGS", "--xla_force_host_platform_device_count=8"), ("JAX_ENABLE_X64", "1"))
 
 _EAGER_JAX = ("eager op-by-op dispatch of the same code the .jit variant compiles "
               "(about 4x slower over the grid, measured)")
@@ -55,6 +69,7 @@ ENTRIES: tuple[Entry, ...] = tuple([
     Entry("torch.nn", "pytorch:NnModule", "torch", "torch", "torch", requires=("torch",)),
     Entry("torch.nn.channels_last", "pytorch:ChannelsLast", "torch", "torch", "torch", requires=("torch",)),
     Entry("torch.functional", "pytorch:Functional", "torch", "torch", "torch", requires=("torch",)),
+    Entry("torch.nn.strided", "pytorch:Strided", "torch", "torch", "torch", requires=("torch",)),
     Entry("torch.nn.native_cuda", "pytorch:NativeCuda", "torch", "torch", "torch", requires=("torch",)),
     Entry("torch.nn.compile", "torch_compile:NnCompile", "torch", "torch", "torch", requires=("torch",)),
     Entry("torch.nn.channels_last.compile", "torch_compile:ChannelsLastCompile", "torch", "torch", "torch",
@@ -63,6 +78,8 @@ ENTRIES: tuple[Entry, ...] = tuple([
     Entry("torch.functional.compile", "torch_compile:FunctionalCompile", "torch", "torch", "torch", default=False,
           why_opt_in="one Inductor build per shape for the kernel torch.nn.compile already reaches",
           requires=("torch",)),
+    Entry("torch.func.functional_call", "torch_func:FunctionalCall", "torch", "torch", "torch", requires=("torch",)),
+    Entry("torch.func.replaced", "torch_func:Replaced", "torch", "torch", "torch", requires=("torch",)),
     # TensorFlow
     Entry("tf.nn", "tensorflow:TfNn", "tensorflow", "tensorflow", "tensorflow", requires=("tensorflow",)),
     Entry("tf.nn.xla", "tensorflow:TfNnXla", "tensorflow", "tensorflow", "tensorflow", requires=("tensorflow",)),
@@ -73,6 +90,8 @@ ENTRIES: tuple[Entry, ...] = tuple([
           requires=("tf_keras", "tensorflow")),
     Entry("tf_keras.xla", "tf_keras:TfKerasXla", "tf_keras", "tensorflow", "tensorflow",
           requires=("tf_keras", "tensorflow")),
+    Entry("tf_keras.sync", "tf_sync:TfKerasSync", "tf_keras", "tensorflow", "tensorflow", **_SYNC_OPT_IN,
+          worker_env=_TF_SYNC_ENV, requires=("tf_keras", "tensorflow")),
     # Keras 3, one worker process per backend (Keras fixes its backend at import)
     *_keras3(),
     # JAX family
@@ -98,6 +117,16 @@ ENTRIES: tuple[Entry, ...] = tuple([
           kwargs=(("mode", "batch"), ("jit", False)), requires=("equinox",)),
     Entry("equinox.ema", "equinox:Equinox", "equinox", "jax", "jax", default=False, why_opt_in=_EAGER_JAX,
           kwargs=(("mode", "ema"), ("jit", False)), requires=("equinox",)),
+    Entry("jax.stax", "stax:Stax", "jax", "jax", "jax", requires=("jax",)),
+    # JAX family, synchronised batch norm over 8 host CPU devices (replica cases only; adapters/jax_sync.py)
+    Entry("flax.linen.sync", "jax_sync:LinenSync", "flax", "jax", "jax", **_SYNC_OPT_IN, worker_env=_JAX_SYNC_ENV,
+          requires=("flax",)),
+    Entry("flax.nnx.sync", "jax_sync:NnxSync", "flax", "jax", "jax", **_SYNC_OPT_IN, worker_env=_JAX_SYNC_ENV,
+          requires=("flax",)),
+    Entry("haiku.sync", "jax_sync:HaikuSync", "dm-haiku", "jax", "jax", **_SYNC_OPT_IN, worker_env=_JAX_SYNC_ENV,
+          requires=("haiku",)),
+    Entry("equinox.batch.sync", "jax_sync:EquinoxSync", "equinox", "jax", "jax", **_SYNC_OPT_IN,
+          worker_env=_JAX_SYNC_ENV, requires=("equinox",)),
     # ONNX Runtime
     *[Entry(f"onnxruntime.opset{o}", "onnxruntime:OnnxRuntime", "onnxruntime", "onnx", "onnx",
             kwargs=(("opset", o),), requires=("onnx", "onnxruntime")) for o in (9, 14, 15)],

@@ -27,6 +27,7 @@ _FUNCS: dict = {}
 
 
 def _configure():
+    """Process-wide Dynamo settings, set before the first compilation (idempotent)."""
     import torch._dynamo.config as cfg
     cfg.recompile_limit = 100_000
     cfg.accumulated_recompile_limit = 100_000
@@ -44,11 +45,9 @@ class NnCompile(NnModule):
     name = "torch.nn.compile"
     _layout_name = "contiguous"
 
-    def __init__(self):
-        _configure()
-
     def module(self, pb: Problem, device: str):
         torch = _torch()
+        _configure()
         fresh = super().module(pb, device)
         key = _key(pb, device, self._layout_name)
         cm = _MODULES.get(key)
@@ -99,10 +98,8 @@ class FunctionalCompile(Functional):
 
     name = "torch.functional.compile"
 
-    def __init__(self):
-        _configure()
-
     def batch_norm(self, pb: Problem):
+        _configure()
         key = _key(pb, "any", "functional")   # Dynamo guards on device itself
         if key not in _FUNCS:
             _FUNCS[key] = _FirstCall(_torch().compile(_bn, dynamic=False))

@@ -13,9 +13,9 @@ from .evaluate import CaseResult
 def rerun_line(res: CaseResult, adapter_spec: str | None = None) -> str:
     """The pytest command that reruns exactly this case on this adapter and device.
     ``adapter_spec``: how the adapter is selected when that is not its name (a user spec)."""
-    q = shlex.quote
-    return (f"pytest conformance/ --case {q(res.case_id)} --adapter {q(adapter_spec or res.adapter)} "
-            f"--device {q(res.device)}")
+    q = shlex.quote          # --opt=VALUE: a value that begins with "-" stays a value
+    return (f"pytest conformance/ --case={q(res.case_id)} --adapter={q(adapter_spec or res.adapter)} "
+            f"--device={q(res.device)}")
 
 
 def _fmt(c: Check) -> str:

@@ -86,7 +86,7 @@ def make_problem(case: Case) -> Problem:
         xs = [_batch(s, case, dist, mean_c, scale_c)] * case.steps
     else:
         xs = [_batch(s, case, dist, mean_c, scale_c) for _ in range(case.steps)]
-    x = round_to(np.stack(xs), dt)
+    x = np.ascontiguousarray(round_to(np.stack(xs), dt))   # C order in every process (pickling keeps it)
     dy = round_to(s.normal(x.shape), dt)
     g = s.uniform(3 * C)
     if case.affine:

@@ -68,10 +68,10 @@ def commands(case_id: str, adapter: str, device: str) -> str:
     """Shell lines that rerun one case: under pytest, and stand-alone with every check printed
     and the inputs saved. ``adapter`` is what selects it (a name, or a user spec with
     #name); every part is shell-quoted, so no text from an adapter can become a command."""
-    q = shlex.quote
-    return (f"pytest conformance/ --case {q(case_id)} --adapter {q(adapter)} --device {q(device)}\n"
-            f"python -m bn_conformance.repro {q(case_id)} --adapter {q(adapter)} --device {q(device)} "
-            f"--save {q(case_id + '.npz')}")
+    q = shlex.quote          # --opt=VALUE: a value that begins with "-" stays a value
+    return (f"pytest conformance/ --case={q(case_id)} --adapter={q(adapter)} --device={q(device)}\n"
+            f"python -m bn_conformance.repro {q(case_id)} --adapter={q(adapter)} --device={q(device)} "
+            f"--save={q(case_id + '.npz')}")
 
 
 def targets_for(adapter: str, device: str | None, timeout_s: float = 300.0):

@@ -160,11 +160,24 @@ def _read_text(path: Path) -> str:
         raise ResultsError(f"{path}: cannot read: {exc}") from None
 
 
-def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None) -> list[dict]:
+_IDENTITY = ("run_id", "adapter", "device", "case_id", "framework", "version", "convention")
+
+
+def _identity_error(rec: dict) -> str | None:
+    """Names that the report puts into reproducer code and commands must be one printable line."""
+    for key in _IDENTITY:
+        v = rec.get(key)
+        if isinstance(v, str) and not v.isprintable():
+            return f"{key} {v[:80]!r} holds a line break or another non-printable character"
+    return None
+
+
+def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None,
+                numbers: list | None = None) -> list[dict]:
     """The records of one file, each parsed and checked against the schema. ``lenient``
     (part files of a run in progress or interrupted): a line that does not parse or validate
     costs only itself and is reported in ``warnings``; otherwise it is an error naming the
-    file and line."""
+    file and line. ``numbers`` receives each record's line number."""
     out = []
     text = _read_text(path)
     lines = text.splitlines()
@@ -183,7 +196,7 @@ def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None)
             if not isinstance(rec, dict) or rec.get("type") not in RECORD_TYPES:
                 problem = f"a record must be an object with type one of {RECORD_TYPES}"
             else:
-                problem = _schema_error(rec)
+                problem = _schema_error(rec) or _identity_error(rec)
         if problem is not None:
             msg = f"{path}:{i}: {problem}"
             if not lenient:
@@ -192,22 +205,26 @@ def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None)
                 warnings.append(msg)
             continue
         out.append(rec)
+        if numbers is not None:
+            numbers.append(i)
     return out
 
 
-def validate(records: list[dict], origin: str) -> None:
-    """Cross-record rules: a readable schema version, and every record after its run header."""
+def validate(records: list[dict], origin: str, numbers: list | None = None) -> None:
+    """Cross-record rules: a readable schema version, and every record after its run header.
+    Errors name ``origin:LINE`` (``numbers``: each record's line; else its position)."""
     runs = set()
     for i, r in enumerate(records, 1):
+        where = f"{origin}:{numbers[i - 1]}" if numbers and len(numbers) >= i else f"{origin}: record {i}"
         if r["type"] == "run":
             if r.get("schema") != SCHEMA:
-                raise ResultsError(f"{origin}: record {i}: schema {r.get('schema')!r} is not {SCHEMA!r}")
+                raise ResultsError(f"{where}: schema {r.get('schema')!r} is not {SCHEMA!r}")
             if r.get("schema_version") not in READABLE_VERSIONS:
-                raise ResultsError(f"{origin}: record {i}: schema_version {r.get('schema_version')!r}; this suite "
+                raise ResultsError(f"{where}: schema_version {r.get('schema_version')!r}; this suite "
                                    f"reads versions {READABLE_VERSIONS}")
             runs.add(r["run_id"])
         elif r["run_id"] not in runs:
-            raise ResultsError(f"{origin}: record {i}: {r['type']} record of run {r['run_id']!r} precedes or "
+            raise ResultsError(f"{where}: {r['type']} record of run {r['run_id']!r} precedes or "
                                "lacks its run header")
 
 
@@ -235,8 +252,9 @@ def load(path: Path, warnings: list | None = None) -> list[dict]:
     records = []
     for f in files:
         part = f.name.count(".") >= 2 and not f.name.startswith("results.jsonl")
-        recs = _read_lines(f, lenient=part, warnings=warnings)
-        validate(recs, str(f))
+        numbers: list = []
+        recs = _read_lines(f, lenient=part, warnings=warnings, numbers=numbers)
+        validate(recs, str(f), numbers)
         records.extend(recs)
     if not records:
         raise ResultsError(f"{path}: holds no records")

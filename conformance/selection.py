@@ -105,7 +105,9 @@ def select(specs: list[str], devices: list[str], all_adapters: bool = False, iso
                 sel.load_errors[label] = f"adapter name {a.name!r} is used twice ({sel.origin[a.name]} and {spec})"
                 continue
             sel.adapters[a.name] = a
-            sel.origin[a.name] = label
+            # what selects exactly this adapter again (rerun lines): FILE.py:ATTR#name / module:ATTR#name as
+            # the user wrote the target; entry-point adapters are found again by their name
+            sel.origin[a.name] = label if label.startswith("entry point") else _canonical(spec, a.name)
     still = [p for p in unmatched if not any(fnmatch.fnmatchcase(n, p) for n in sel.adapters)]
     if still:
         installed = sorted(e.name for e in ENTRIES if not loading.missing(e))
@@ -124,7 +126,7 @@ def select(specs: list[str], devices: list[str], all_adapters: bool = False, iso
             sel.load_errors[sel.origin.get(name, name)] = f"adapter {name!r}: " + "; ".join(bad)
             del sel.adapters[name]
             continue
-        devs = [d for d in meta["devices"] if wanted_devices is None or d in wanted_devices]
+        devs = [d for d in dict.fromkeys(meta["devices"]) if wanted_devices is None or d in wanted_devices]
         if not devs:
             here = ", ".join(meta["devices"]) or "none"
             if name in explicit and wanted_devices is None:
@@ -145,6 +147,11 @@ def select(specs: list[str], devices: list[str], all_adapters: bool = False, iso
         raise SelectionError(f"no selected adapter offers device {', '.join(sorted(wanted_devices))} on this "
                              f"machine (devices here: {', '.join(offered) or 'none'})")
     return sel
+
+
+def _canonical(spec: str, name: str) -> str:
+    target, attr, _ = loading.split_spec(spec)
+    return loading.join_spec(target, attr, name)
 
 
 def _meta(a, name: str) -> dict:

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "diff":
             from .diff import main as diff_main
+            if args.output is not None and _inputs_overlap([args.a, args.b], args.output):
+                print(f"error: -o {args.output} would overwrite an input", file=sys.stderr)
+                return 2
             return diff_main(args.a, args.b, args.output, args.fail_on)
         if args.cmd == "prune":
             from bn_conformance.session import prune

@@ -11,12 +11,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 
 from .model import Model, case_dtype, conditioning, num  # noqa: E402
 
 FLOOR = 1e-6      # ratios of 0 are drawn at this floor (log axes)
 CEIL = 1e9        # infinite ratios (non-finite mismatch) are drawn at this ceiling
 DPI = 84
+LINES_CAP = 400   # lines per adapter in the running-statistics figure
+POINTS_CAP = 600  # points per group drawn over a box of the distribution figure
 
 
 def _png(fig) -> str:
@@ -48,14 +51,14 @@ def ratio_vs_conditioning(m: Model) -> str | None:
         pts[f"{r.rec['adapter']} ({r.rec['device']})"].append((c, _clip(ratio)))
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9.5 if len(pts) > 12 else 7, 3.6), layout="constrained")
     for i, (label, ps) in enumerate(sorted(pts.items())):
         jitter = 1.0 + 0.06 * (i - len(pts) / 2)
         ax.scatter([p[0] * jitter for p in ps], [p[1] for p in ps], s=14, alpha=0.7, label=label[:48])
     ax.set_xscale("log")
     _finish(ax, "mean offset / spread of the inputs (dist: normal = 1, offsetK = K)", "worst |error| / tolerance")
     ax.set_title("Error/tolerance vs conditioning (one point per case)", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax, len(pts))
     return _png(fig)
 
 
@@ -73,7 +76,9 @@ def ratio_distribution(m: Model) -> str | None:
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(keys) + 2), 4.4), layout="constrained")
     ax.boxplot([groups[k] for k in keys], whis=(0, 100), widths=0.6)
     for i, k in enumerate(keys, 1):
-        ax.scatter([i] * len(groups[k]), groups[k], s=4, alpha=0.35, color="#34495e")
+        ys = groups[k]
+        ys = ys[::-(-len(ys) // POINTS_CAP)]       # every k-th point: at most POINTS_CAP drawn per group
+        ax.scatter([i] * len(ys), ys, s=4, alpha=0.35, color="#34495e")
     ax.set_xticks(range(1, len(keys) + 1))
     ax.set_xticklabels([f"{a[:22]}\n{d} {dt}" for a, d, dt in keys], rotation=60, ha="right", fontsize=7)
     _finish(ax, "", "|error| / tolerance per check")
@@ -97,17 +102,27 @@ def running_over_steps(m: Model) -> str | None:
             series[r.rec["adapter"] + "@" + r.rec["device"]].append([_clip(v) for v in ys])
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9.5 if len(series) > 12 else 7, 3.4), layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, lines) in enumerate(sorted(series.items())):
         col = colours[i % len(colours)]
-        for j, ys in enumerate(lines):
-            ax.plot(range(1, len(ys) + 1), ys, color=col, alpha=0.35, lw=1, label=label[:40] if j == 0 else None)
+        # one LineCollection per adapter (thousands of Line2D artists take seconds to draw)
+        segs = [list(zip(range(1, len(ys) + 1), ys)) for ys in lines[:LINES_CAP]]
+        ax.add_collection(LineCollection(segs, colors=col, alpha=0.35, linewidths=1, label=label[:40]))
+    ax.autoscale_view()
     _finish(ax, "training step", "max |error| / tolerance")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Running statistics over steps, against the reference", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax, len(series))
     return _png(fig)
+
+
+def _legend(ax, n: int) -> None:
+    """A legend at a fixed place (loc="best" scans every point: seconds on a full run)."""
+    if n > 12:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, ncol=1 + n // 24)
+    else:
+        ax.legend(fontsize=7, loc="upper left")
 
 
 def all_figures(m: Model) -> list[dict]:

@@ -5,7 +5,9 @@ repository (``reports/published/``) small enough to read without installing anyt
 from another machine) and writes ``out_dir/results.jsonl.gz``, where every record of a
 case that did not pass is kept whole and a passing case keeps, per check, only its name,
 family, verdict and error/tolerance ratio (3 significant digits) — what the report's
-matrix and figures use — and then ``out_dir/report.html`` built from that file. Run:
+matrix and figures use — and then ``out_dir/report.html`` built from that file. Run headers
+(with the findings' texts), fingerprints and end records are kept whole: the report is built
+from this file alone. Run:
 
     python -m bn_conformance.reports publish reports/latest [GPU_RESULTS...] -o reports/published
 """
@@ -43,15 +45,17 @@ def compact(record: dict) -> dict:
 
 
 def publish(inputs: list[Path], out_dir: Path) -> tuple[Path, Path]:
-    records = []
+    records, warnings = [], []
     for p in inputs:
         try:
-            records += load(Path(p))
+            records += load(Path(p), warnings=warnings)
         except ResultsError as exc:
             raise ReportError(str(exc)) from None
     runs = [r for r in records if r["type"] == "run"]
-    rest = sorted((r for r in records if r["type"] != "run"),
+    ends = [r for r in records if r["type"] == "end"]
+    rest = sorted((r for r in records if r["type"] in ("fingerprint", "case")),
                   key=lambda r: (r["type"] != "fingerprint", r["adapter"], r["device"], r.get("case_id", "")))
+    rest += ends                  # how each run ended (absent: interrupted), after its cases
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "results.jsonl.gz"
     tmp = out_dir / "results.jsonl.gz.tmp"

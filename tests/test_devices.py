@@ -1,32 +1,68 @@
-"""Device enumeration, without a GPU: with CUDA mocked as present, GPU-capable adapters
-offer the device, the cuDNN-off variant appears, and the suite's targets include it."""
+"""Device enumeration, without a GPU: with CUDA mocked as present, GPU-capable adapters offer
+the device, the cuDNN-off variant appears, and the suite's targets include it; without a GPU
+device node no framework is imported to ask."""
+import subprocess
+import sys
 from unittest import mock
 
 import pytest
 
+from bn_conformance.adapters import devices
+from bn_conformance.adapters.loading import build
+from bn_conformance.adapters.protocol import Target
+from bn_conformance.adapters.registry import ENTRIES
+
 torch = pytest.importorskip("torch")
 
-from bn_conformance.adapters import pytorch  # noqa: E402
+TORCH = [e for e in ENTRIES if e.framework == "torch" and e.default]
+
+
+@pytest.fixture
+def gpu_visible(monkeypatch):
+    monkeypatch.setenv("BN_ASSUME_GPU", "1")
+    devices.gpus_visible.cache_clear()
+    yield
+    devices.gpus_visible.cache_clear()
 
 
 def test_cpu_only_machine_offers_cpu_and_no_native_cuda_variant():
     with mock.patch.object(torch.cuda, "is_available", return_value=False):
-        assert pytorch.NnModule().devices() == ["cpu"]
-        assert pytorch.NativeCuda().devices() == []
+        names = {e.name: build(e).devices() for e in TORCH}
+    assert names["torch.nn"] == ["cpu"] and names["torch.nn.native_cuda"] == []
 
 
-def test_cuda_machine_offers_cuda_on_every_variant():
+def test_cuda_machine_offers_cuda_on_every_variant(gpu_visible):
     with mock.patch.object(torch.cuda, "is_available", return_value=True):
-        names = {a.name: a.devices() for a in pytorch.adapters()}
+        names = {e.name: build(e).devices() for e in TORCH}
     assert names["torch.nn"] == ["cpu", "cuda"]
     assert names["torch.functional"] == ["cpu", "cuda"]
     assert names["torch.nn.native_cuda"] == ["cuda"]
 
 
-def test_targets_are_adapter_times_device():
-    from bn_conformance.adapters.protocol import Target
+def test_targets_are_adapter_times_device(gpu_visible):
     with mock.patch.object(torch.cuda, "is_available", return_value=True):
-        targets = [Target(a.name, d) for a in pytorch.adapters() for d in a.devices()]
+        targets = [Target(e.name, d) for e in TORCH for d in build(e).devices()]
     ids = {t.id for t in targets}
     assert {"torch.nn@cpu", "torch.nn@cuda", "torch.nn.native_cuda@cuda"} <= ids
     assert "torch.nn.native_cuda@cpu" not in ids
+
+
+def test_no_framework_is_imported_to_select_adapters_and_decide_skips():
+    """Selecting every default adapter and asking each whether it runs a case imports no
+    framework when no GPU is visible (a worker imports only what it runs)."""
+    code = ("import sys\n"
+            "from bn_conformance.selection import select\n"
+            "from bn_conformance.inputs import make_problem\n"
+            "from bn_conformance.case import parse\n"
+            "sel = select([], [])\n"
+            "pb = make_problem(parse('train_f32_nc_16x5_normal_m0.1_e1e-05_k1_aff_trs_s0'))\n"
+            "for t in sel.targets:\n"
+            "    sel.adapters[t.adapter].supports(pb, t.device)\n"
+            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'flax', 'haiku', 'equinox', 'keras', 'tf_keras')"
+            " if m in sys.modules))\n")
+    env = {"CUDA_VISIBLE_DEVICES": ""}
+    import os
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=os.environ | env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout

@@ -47,7 +47,7 @@ def test_planted_bug_is_caught_on_the_expected_checks(bug):
 
 @pytest.mark.parametrize("bug,case,check", [
     ("momentum_inverted", "train_f32_nchw_2x3x4x5_normal_m0.1_e1e-05_k4_aff_trs_s0", "running_mean"),
-    ("one_pass_variance", "train_f32_nchw_2x3x4x5_offset1e4_m0.1_e1e-05_k1_aff_trs_s0", "running_var"),
+    ("one_pass_variance", "train_f32_nchw_2x3x4x5_offset1e2_m0.1_e1e-05_k1_aff_trs_s0", "running_var"),
 ])
 def test_pytest_entry_point_reports_planted_bug(bug, case, check, tmp_path):
     """Through the real command line, loaded with --adapter FILE.py:NAME."""
@@ -58,3 +58,5 @@ def test_pytest_entry_point_reports_planted_bug(bug, case, check, tmp_path):
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert f"{check} [" in proc.stdout and "rerun: pytest conformance/ --case" in proc.stdout, proc.stdout[-3000:]
     assert (tmp_path / "results.jsonl").exists()
+    rerun = next(line.split("rerun: ", 1)[1] for line in proc.stdout.splitlines() if "rerun: " in line)
+    assert f"#numpy.{bug}" in rerun or f"Planted_{bug}" in rerun, rerun     # the rerun line names the user adapter

@@ -119,7 +119,7 @@ class NumpyBN(Hooks):
             xhat = np.where(use, ((x - mean) / s) * r_s, (x - mean) * r)
             var = var * s * s                                                          # Inf when beyond the dtype
         y = xhat * g + b
-        axes = self._axes(x, ax)
+        axes = tuple(i for i in range(x.ndim) if i != ax)        # parameter gradients: per channel, always
         dbeta = dy.sum(axis=axes, keepdims=True)
         dgamma = (dy * xhat).sum(axis=axes, keepdims=True)
         if self.bug == "dgamma_is_dbeta":
