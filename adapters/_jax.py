@@ -67,9 +67,11 @@ def to_np(a) -> np.ndarray:
 
 
 def _sig(a):
+    """What an executable specialises on per argument: shape, dtype and weak typing (a weakly
+    typed array promotes like a Python scalar, a strong one does not)."""
     if isinstance(a, (float, int)) and not isinstance(a, bool):
         return ((), type(a).__name__ + "-weak")
-    return (np.shape(a), jax_().numpy.result_type(a))
+    return (np.shape(a), jax_().numpy.result_type(a), bool(getattr(a, "weak_type", False)))
 
 
 class Jit:

@@ -33,11 +33,8 @@ class Entry:
 
 # replicas as logical CPU devices: TensorFlow fixes them when its runtime starts (adapters/tf_sync.py)
 _TF_SYNC_ENV = (("BN_TF_LOGICAL_CPUS", "8"),)
-# the synchronised variants run only replica cases (the sync area); conformance/strategies.py draws none,
-# so their hypothesis test has no example it can run (hypothesis.errors.Unsatisfiable, measured)
-_SYNC_OPT_IN = dict(default=False, why_opt_in="synchronised batch norm: runs the sync area's replica cases only "
-                                              "(the hypothesis strategy draws no replica cases, so test_hypothesis "
-                                              "is Unsatisfiable for it)")
+# the synchronised variants run only replica cases (the sync area, and the strategies' replica cases)
+_SYNC_OPT_IN: dict = {}
 
 
 def _keras3() -> list[Entry]:

@@ -15,7 +15,9 @@ tables:
   checks     the checks the mechanism can affect (names or fnmatch patterns, e.g. "dx",
              "running_*", "fingerprint.variance")
   when       the cases it can affect: a list of alternatives, each a table of conditions on
-             the case's facts (``facts``), all of which must hold. A condition is a value
+             the case's facts (``facts``: mode, dtype, layout, rank, channel, N, C, n, dist,
+             offset, flags, momentum, eps, steps, affine, track, fixed, stats, replicas,
+             shards, init_train, adapter, device), all of which must hold. A condition is a value
              (equality), a list (membership), or a string "<op> number" with op one of
              < <= > >= != for numeric facts. Keys prefixed "not_" negate. An empty list or
              no ``when`` matches every case.
@@ -71,7 +73,8 @@ def facts(case, adapter: str = "", device: str = "cpu") -> dict:
         "momentum": "cumulative" if case.momentum is None else case.momentum, "eps": case.eps,
         "steps": case.steps, "affine": case.affine, "track": case.track, "fixed": case.fixed,
         "stats": case.stats, "replicas": len(case.replicas) if case.replicas else 1,
-        "adapter": adapter, "device": device,
+        "shards": None if not case.replicas else ("equal" if len(set(case.replicas)) == 1 else "unequal"),
+        "init_train": case.init_train, "adapter": adapter, "device": device,
     }
 
 
@@ -170,7 +173,8 @@ def _version_in(version: str, spec: str) -> bool:
 
 
 _KNOWN_FACTS = ("mode", "dtype", "layout", "rank", "channel", "N", "C", "n", "dist", "offset", "flags", "momentum",
-                "eps", "steps", "affine", "track", "fixed", "stats", "replicas", "adapter", "device")
+                "eps", "steps", "affine", "track", "fixed", "stats", "replicas", "shards", "init_train", "adapter",
+                "device")
 
 
 def _parse(d: dict, where: str, source: str) -> Finding:

@@ -2,8 +2,9 @@
 
 Everything is drawn from the suite's registries: dtypes (``vocab.DTYPES``), layouts, modes,
 supplied-statistics kinds (``vocab.SUPPLIED``), and the distributions flagged "generated"
-(``distributions``) that are meaningful for the drawn dtype, so a new entry there is drawn
-without touching this file. Shapes come from the grid's shape classes (``shape_menu``: the
+(``distributions``) that are meaningful for the drawn dtype (with replicas, also those flagged
+"replicas"), so a new entry there is drawn without touching this file. Now and then a case
+is split across two replicas (synchronised batch norm). Shapes come from the grid's shape classes (``shape_menu``: the
 grid's shape of each layout, one sample with several values per channel, 8/16/17/32
 channels); with ``explore=True`` (the "thorough" profile) sizes inside each class are drawn
 at random as well, which finds more but compiles a new executable for nearly every example.
@@ -57,8 +58,14 @@ def cases(draw, modes=tuple(MODES), explore: bool = False) -> Case:
     stats = None
     if track and mode != "fresh" and draw(st.integers(0, 4)) == 0:       # now and then: supplied statistics
         stats = draw(st.sampled_from(tuple(SUPPLIED)))
+    shape = draw(shapes(layout, explore))
+    replicas = None
+    if mode in ("train", "infer") and shape[0] >= 2 and draw(st.integers(0, 3)) == 0:   # now and then: replicas
+        cut = draw(st.integers(1, shape[0] - 1))
+        replicas = (cut, shape[0] - cut)
+        dists += tuple(n for n, d in DISTRIBUTIONS.items() if d.has("replicas") and dtype in d.dtypes)
     return Case(
-        mode=mode, dtype=dtype, layout=layout, shape=draw(shapes(layout, explore)), dist=draw(st.sampled_from(dists)),
+        mode=mode, dtype=dtype, layout=layout, shape=shape, dist=draw(st.sampled_from(dists)), replicas=replicas,
         momentum=draw(st.sampled_from((0.1, 0.3, 0.5, 0.9, 1.0, None))),
         eps=draw(st.sampled_from((1e-5, 1e-3, 0.1))), steps=1 if mode == "fresh" else draw(st.integers(1, 3)),
         affine=draw(st.booleans()), track=track, stats=stats, seed=draw(st.integers(0, 2 ** 16)),
