@@ -58,6 +58,8 @@ def _running() -> list[Case]:
 def _inference() -> list[Case]:
     out = [Case("infer", dt, lay, shp) for lay, shp in SHAPES.items() for dt in DTYPES]
     out += [Case("infer", "float32", lay, SHAPES[lay], track=False) for lay in ("nc", "nchw", "nhwc")]
+    # 16-bit inference without running statistics: a training-mode call on 16-bit inputs
+    out += [Case("infer", dt, "nc", SHAPES["nc"], track=False) for dt in ("float16", "bfloat16")]
     out += [Case("infer", "float32", "nchw", SHAPES["nchw"], affine=False)]
     out += [Case("train", "float32", lay, SHAPES[lay], track=False, steps=2) for lay in ("nc", "nchw")]
     return out
