@@ -146,11 +146,23 @@ def _reply(conn, status: str, value) -> None:
     conn.send_bytes(data)
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the suite's process dies, even by SIGKILL
+    (prctl PR_SET_PDEATHSIG), so no hanging worker outlives the run. Elsewhere: nothing."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(conn, target: str, kwargs: dict, env: dict, capture: str | None) -> None:
     try:
         os.setsid()            # own session and process group: killpg reaches every descendant
     except OSError:
         pass
+    _die_with_parent()
     if capture:
         fd = os.open(capture, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, 1)

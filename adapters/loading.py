@@ -198,11 +198,13 @@ def discover(spec: str, timeout_s: float) -> list:
         metas = probe._call("describe")
     except Exception as exc:  # noqa: BLE001 -- whatever the worker did, the spec did not load
         kind = "" if isinstance(exc, WorkerError) else f"{type(exc).__name__}: "
-        raise AdapterLoadError(f"--adapter {spec!r}: the adapter could not be loaded in its worker: {kind}{exc}") from None
+        raise AdapterLoadError(f"--adapter {spec!r}: the adapter could not be loaded in its worker: "
+                               f"{kind}{exc}") from None
     finally:
         probe.close()
     if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
-        raise AdapterLoadError(f"--adapter {spec!r}: the worker described {type(metas).__name__}, not a list of adapters")
+        raise AdapterLoadError(f"--adapter {spec!r}: the worker described {type(metas).__name__}, "
+                               "not a list of adapters")
     if pick:
         metas = [m for m in metas if m.get("name") == pick]
         if not metas:

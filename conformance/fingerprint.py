@@ -352,8 +352,8 @@ def main(argv=None) -> int:
         with np.errstate(all="ignore"):
             fp = fingerprint(adapter, t.device)
         bad = compare(fp, adapter.convention)
-        probes_failed = [k for k, f in fp.items() if str(f["value"]).startswith("not measured")
-                         and "raised" in str(f["evidence"]) and "Worker" in str(f["evidence"])]
+        probes_failed = [k for k, f in fp.items() if str(f.get("evidence", "")).startswith("crashed")
+                         or ": crashed" in str(f.get("evidence", ""))]
         print(f"{adapter.name}@{t.device} ({adapter.framework} {adapter_version(adapter)}), "
               f"declared convention {adapter.convention!r}")
         for k, f in fp.items():

@@ -126,6 +126,10 @@ class Run:
             self.run_id = session.new_run_id()
             self.folder = Path(opt("--results-dir")) if opt("--results-dir") else session.run_folder(self.root, self.run_id)
         self.explicit_dir = bool(opt("--results-dir"))
+        try:
+            self.case_ids = [parse(c) for c in opt("--case")]
+        except BadDescriptor as exc:
+            raise pytest.UsageError(f"--case: {exc}") from None
         self.selection = None
         self.cases = None
         self.files = session.RunFiles(self.folder, self.worker, self.header)
@@ -145,16 +149,15 @@ class Run:
             return self.selection
         from .selection import SelectionError, select
         opt = self.config.getoption
-        try:
-            self.cases = [parse(c) for c in opt("--case")]
-        except BadDescriptor as exc:
-            raise pytest.UsageError(f"--case: {exc}") from None
+        self.cases = self.case_ids
         try:
             self.selection = select(opt("--adapter"), opt("--device"), opt("--all-adapters"), opt("--isolate"),
                                     opt("--case-timeout"), opt("--replace-builtin"))
         except SelectionError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.active = True
+        if self.selection.load_errors and self.worker in ("main", "gw0"):
+            self.files.open()             # the run header records why adapters did not load, even if nothing runs
         return self.selection
 
     @property

@@ -69,9 +69,12 @@ class RunFiles:
         self.folder, self.worker, self._header_fn = Path(folder), worker, header_fn
         self.writer: Writer | None = None
 
-    def write(self, record: dict) -> None:
+    def open(self) -> None:
         if self.writer is None:
             self.writer = Writer(self.folder, self.worker, self._header_fn())
+
+    def write(self, record: dict) -> None:
+        self.open()
         self.writer.write(record)
 
     @property

@@ -118,7 +118,8 @@ VERDICTS = {
     "hostile.supports_raises": "raised", "hostile.supports_odd": "bad-output", "hostile.supports_markup": "skip",
     "hostile.supports_dies": "crashed", "hostile.inference_only": "pass", "hostile.clean": "pass",
     # text (factory hostile.py:text)
-    "torch.hostile_raises": "raised", "torch.hostile_sh" + "'; touch PWNED_sh; echo '$(touch PWNED_subst)`touch PWNED_tick`": "fail",
+    "torch.hostile_raises": "raised",
+    "torch.hostile_sh'; touch PWNED_sh; echo '$(touch PWNED_subst)`touch PWNED_tick`": "fail",
     # one spec each
     "hostile.out_huge": "bad-output", "hostile.prints": "pass", "hostile.fork_pipe": "crashed",
     "hostile.spawns": "pass", "hostile.spawns_hangs": "timeout", "hostile.device_name_raises": "pass",
@@ -133,7 +134,8 @@ DETAILS = {
     "hostile.out_object": "object", "hostile.out_int": "integer", "hostile.out_bool": "boolean",
     "hostile.out_scalar": "shape ()", "hostile.out_scalar_stats": "'running_mean' has shape ()",
     "hostile.out_none": "required output not returned", "hostile.out_str_value": "is a str",
-    "hostile.out_datetime": "datetime", "hostile.out_layout": "'dx' has shape (2, 2, 3, 4, 5), the case needs (2, 2, 4, 5, 3)",
+    "hostile.out_datetime": "datetime",
+    "hostile.out_layout": "'dx' has shape (2, 2, 3, 4, 5), the case needs (2, 2, 4, 5, 3)",
     "hostile.out_key": "unknown output", "hostile.out_list": "expected a dict",
     "hostile.out_unpicklable": "could not be sent", "hostile.out_pickle": "posix.system",
     "hostile.out_subclass": "not plain data", "hostile.supports_odd": "supports() returned int",
@@ -143,21 +145,39 @@ DETAILS = {
 
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile")
-    marks, results, tmpdir = base / "marks", base / "results", base / "tmp"
-    marks.mkdir()
+    """The hostile runs, made once per pytest session: under pytest-xdist the first worker
+    that needs them runs them (the others wait on a lock and read its result)."""
+    import fcntl
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent                 # this session's folder, common to its workers
+    with open(shared / "hostile.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "hostile.json"
+        if not done.exists():
+            done.write_text(json.dumps(_hostile_runs(shared / "hostile")))
+        saved = json.loads(done.read_text())
+    base = Path(saved["base"])
+    run, load_run = Run(**saved["run"]), Run(**saved["load_run"])
+    records = load(base / "results")
+    cases = {r["adapter"]: r for r in records if r["type"] == "case"}
+    header = next(r for r in records if r["type"] == "run")
+    return {"run": run, "records": records, "cases": cases, "header": header, "marks": base / "marks",
+            "results": base / "results", "tmpdir": base / "tmp", "base": base, "load_run": load_run,
+            "pids": {run.pid, load_run.pid}}
+
+
+def _hostile_runs(base: Path) -> dict:
+    marks, tmpdir = base / "marks", base / "tmp"
+    marks.mkdir(parents=True)
     tmpdir.mkdir()
     common = ["--case", CASE, "--case-timeout", str(TIMEOUT)]
     env = {"TMPDIR": str(tmpdir), "BN_HOSTILE_HUGE_MB": "160"}
     # two runs side by side (each fault costs mostly a worker's start-up or a time limit)
     load_run = start([*adapter_args(*LOAD_FAULTS), *common], base / "load", marks, env=env)
-    run = finish(start([*adapter_args("outputs", "text", *SINGLES), *common], results, marks, env=env))
+    run = finish(start([*adapter_args("outputs", "text", *SINGLES), *common], base / "results", marks, env=env))
     load_run = finish(load_run)
-    records = load(results)
-    cases = {r["adapter"]: r for r in records if r["type"] == "case"}
-    header = next(r for r in records if r["type"] == "run")
-    return {"run": run, "records": records, "cases": cases, "header": header, "marks": marks, "results": results,
-            "tmpdir": tmpdir, "base": base, "load_run": load_run, "pids": {run.pid, load_run.pid}}
+    return {"base": str(base), "run": vars(run), "load_run": vars(load_run)}
 
 
 def test_every_fault_is_a_verdict_and_no_record_is_lost(hostile_run):
@@ -224,16 +244,33 @@ def test_worker_processes_are_cleaned_up(hostile_run):
     assert list(tmpdir.glob("bn-worker-*")) == []
 
 
-def _expected_argv(line: str) -> list[str]:
-    """The words a rerun line must split into: the suite's own options, one value each."""
+def _options(words: list[str]) -> list[tuple[str, str]]:
+    """[(option, value)] of ``--opt VALUE`` / ``--opt=VALUE`` words (anything else: an error)."""
+    out, i = [], 0
+    while i < len(words):
+        assert words[i].startswith("--"), words
+        if "=" in words[i]:
+            out.append(tuple(words[i].split("=", 1)))
+            i += 1
+        else:
+            out.append((words[i], words[i + 1]))
+            i += 2
+    return out
+
+
+def _expected_argv(line: str) -> dict:
+    """The words a rerun line must split into: the suite's own command and options, one value
+    each (backend text stays inside one value). Returns {option: value} (the case id as --case)."""
     argv = shlex.split(line)
     if argv[0] == "pytest":
-        assert argv[1] == "conformance/" and [a.split("=", 1)[0] for a in argv[2:]] == ["--case", "--adapter",
-                                                                                       "--device"], line
+        assert argv[1] == "conformance/", line
+        opts = _options(argv[2:])
+        assert [k for k, _ in opts] == ["--case", "--adapter", "--device"], line
     else:
         assert argv[:3] == ["python", "-m", "bn_conformance.repro"], line
-        assert [a.split("=", 1)[0] for a in argv[4:]] == ["--adapter", "--device", "--save"], line
-    return argv
+        opts = [("--case", argv[3])] + _options(argv[4:])
+        assert [k for k, _ in opts] == ["--case", "--adapter", "--device", "--save"], line
+    return dict(opts)
 
 
 def test_backend_text_is_data_in_the_report(hostile_run):
@@ -265,11 +302,9 @@ def test_rerun_commands_quote_backend_text(hostile_run, tmp_path):
             for line in rec["repro"]["code"].splitlines()]
     assert cmds
     for rec, line in cmds:
-        argv = _expected_argv(line)
-        assert rec["case_id"] in (argv[2].split("=", 1)[-1], argv[3]), line
-        spec = next(a.split("=", 1)[1] for a in argv if a.startswith("--adapter="))
-        assert spec.endswith("#" + rec["adapter"]), (spec, rec["adapter"])
-        assert f"--device={rec['device']}" in argv
+        opts = _expected_argv(line)
+        assert opts["--case"] == rec["case_id"] and opts["--device"] == rec["device"], line
+        assert opts["--adapter"].endswith("#" + rec["adapter"]), (opts, rec["adapter"])
     shell = [line for rec, line in cmds if rec["adapter"].startswith("torch.hostile_sh")]
     assert len(shell) == 2
     (tmp_path / "conformance").symlink_to(ROOT / "conformance")
@@ -325,7 +360,7 @@ def test_rerun_lines_work_for_every_adapter_kind(tmp_path):
         no_crash_of_the_suite(proc.stdout + proc.stderr)
         (run,) = set((work / "reports" / "runs").glob("*")) - before
         (rec,) = [r for r in load(run) if r["type"] == "case"]
-        spec = next(a.split("=", 1)[1] for a in shlex.split(line) if a.startswith("--adapter"))
+        spec = _expected_argv(line)["--adapter"]
         assert rec["case_id"] == case and (spec == rec["adapter"] or split_spec(spec)[2] == rec["adapter"]), line
         want = "pass" if "onnxruntime" in line else "fail"
         assert rec["verdict"] == want and proc.returncode == (0 if want == "pass" else 1), proc.stdout[-3000:]
@@ -543,6 +578,7 @@ def test_fingerprint_fails_for_an_adapter_whose_probes_crash(tmp_path):
                                        "'raised' as failed; crashed probes exit 0 (outside this change's files)")
 def test_fingerprint_command_fails_for_an_adapter_whose_probes_crash(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bn_conformance.fingerprint", f"{HOSTILE}:Segfaults"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, BN_HOSTILE_DIR=str(tmp_path)))
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, BN_HOSTILE_DIR=str(tmp_path)))
     no_crash_of_the_suite(proc.stdout + proc.stderr)
     assert proc.returncode == 1, proc.stdout[-3000:]

@@ -180,7 +180,8 @@ def test_a_command_never_overwrites_its_input(run_dir, records, tmp_path):
     before = merged.read_bytes()
     alias = tmp_path / "alias.jsonl"
     alias.symlink_to(merged)
-    for argv in (("merge", merged, "-o", merged), ("merge", run_dir, "-o", merged), ("merge", run_dir, alias, "-o", alias),
+    for argv in (("merge", merged, "-o", merged), ("merge", run_dir, "-o", merged),
+                 ("merge", run_dir, alias, "-o", alias),
                  ("merge", run_dir, "-o", run_dir / "results.gw0.jsonl"), ("publish", run_dir, "-o", run_dir),
                  ("diff", merged, merged, "-o", merged), ("diff", run_dir, run_dir, "-o", merged)):
         rc, _, err = reports(*argv)
@@ -227,7 +228,8 @@ def test_odd_but_valid_values_are_shown_as_text(records, tmp_path):
     """Values the schema leaves open (adapter entries, conventions, inputs, findings, case ids
     that name no case, markup and code in texts) never crash the report and are escaped."""
     h = _header(records)
-    h["adapters"] = {"odd": {"version": 5, "devices": "cpu", "convention": ["x"], "capabilities": "grad"}} | h["adapters"]
+    odd = {"version": 5, "devices": "cpu", "convention": ["x"], "capabilities": "grad"}
+    h["adapters"] = {"odd": odd} | h["adapters"]
     h["conventions"] = {"pytorch": {"sources": "nowhere", "title": 5}}
     h["unavailable"] = {"<script>alert(1)</script>": "<b>why</b>"}
     c = _case(records, "fail")
@@ -270,3 +272,28 @@ def test_written_records_always_load(run_dir, records):
     path = run_dir.parent / "copy.jsonl.gz"
     path.write_bytes(gz)
     assert load(path) == records
+
+
+def test_runs_of_broken_adapters_never_touch_earlier_results(run_dir, tmp_path):
+    """Under a results root with a finished run that ``latest`` names: a run whose adapter
+    cannot load (version() raises) and one whose supports() raises leave that run and
+    ``latest`` as they were; each new run has a folder of its own."""
+    import shutil
+    root = tmp_path / "root"
+    (root / "runs").mkdir(parents=True)
+    old = root / "runs" / "20000101T000000-aaaaaa"
+    shutil.copytree(run_dir, old)
+    (root / "latest").symlink_to(Path("runs") / old.name)
+    before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    hostile = ROOT / "tests" / "planted" / "hostile.py"
+    for cls in ("VersionRaises", "SupportsRaises"):
+        cmd = [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+               "--no-report", "--results-root", str(root), "--adapter", f"{hostile}:{cls}", "--case", CASES[0]]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and "INTERNALERROR" not in proc.stdout, proc.stdout[-3000:]
+    assert (root / "latest").resolve() == old.resolve()
+    assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    new = [p for p in (root / "runs").iterdir() if p != old]
+    assert len(new) == 1                                   # supports() raising: a run with its record
+    (rec,) = [r for r in load(new[0]) if r["type"] == "case"]
+    assert rec["verdict"] == "raised" and rec["adapter"] == "hostile.supports_raises"

@@ -480,14 +480,6 @@ class Segfaults(NumpyBN):
         ctypes.string_at(0)
 
 
-class Slow(NumpyBN):
-    name = "hostile.slow"
-
-    def run(self, pb, device):
-        time.sleep(1.5)
-        return super().run(pb, device)
-
-
 def outputs():
     """Factory: every adapter whose constructor behaves and whose answers do not."""
     return [cls() for cls in (ComplexOut, StringOut, BytesOut, ObjectOut, IntOut, BoolOut, ScalarOut, ScalarStats,
