@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._keras import KerasHooks
+from .devices import gpus_visible
 from .scenario import Step
 
 
@@ -40,11 +41,33 @@ class Keras3(KerasHooks):
         return metadata.version("keras")
 
     def devices(self) -> list[str]:
-        return ["cpu"]
+        """cpu, and cuda where the backend sees an NVIDIA GPU (asked only when a GPU device node
+        exists: adapters/devices.py)."""
+        if not gpus_visible():
+            return ["cpu"]
+        if self.backend == "torch":
+            import torch
+            gpu = torch.cuda.is_available()
+        elif self.backend == "jax":
+            from ._jax import jax_
+            gpu = any(d.platform == "gpu" for d in jax_().devices())
+        else:
+            import tensorflow as tf
+            gpu = bool(tf.config.list_physical_devices("GPU"))
+        return ["cpu"] + (["cuda"] if gpu else [])
+
+    def device_env(self, device: str) -> dict:
+        """The environment of the worker that runs ``device``: Keras places every tensor on the
+        backend's default device, fixed when the backend is imported (torch: KERAS_TORCH_DEVICE,
+        keras/src/backend/torch/core.py; jax: JAX_PLATFORMS; tensorflow: the visible GPUs)."""
+        cuda = device == "cuda"
+        if self.backend == "torch":
+            return {"KERAS_TORCH_DEVICE": "cuda" if cuda else "cpu"}
+        if self.backend == "jax":
+            return {"JAX_PLATFORMS": "cuda" if cuda else "cpu"}
+        return {} if cuda else {"CUDA_VISIBLE_DEVICES": ""}
 
     def supports(self, pb, device):
-        if device != "cpu":
-            return "only the CPU is exercised for Keras 3 (the backend places tensors itself)"
         if pb.replicas:
             return "cross-replica statistics need synchronized=True under a distribution strategy (not this variant)"
         return super().supports(pb, device)
@@ -75,9 +98,10 @@ class Keras3(KerasHooks):
         import torch
         tdt = getattr(torch, pb.dtype)
         # contiguous copies: torch keeps a NumPy array's strides, and the inputs are built channel-first
-        xt = torch.tensor(np.ascontiguousarray(x)).to(tdt).requires_grad_(True)
+        dev = self.keras().src.backend.torch.core.get_device()    # the worker's device (device_env)
+        xt = torch.tensor(np.ascontiguousarray(x), dtype=tdt, device=dev, requires_grad=True)
         y = layer(xt, training=training)
-        y.backward(torch.tensor(np.ascontiguousarray(dy)).to(tdt))
+        y.backward(torch.tensor(np.ascontiguousarray(dy), dtype=tdt, device=dev))
         g = b = None
         if layer.scale and layer.trainable:
             g, b = layer.gamma.value.grad.clone(), layer.beta.value.grad.clone()

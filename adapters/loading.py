@@ -64,9 +64,77 @@ def build(entry: Entry, isolate: bool = False, timeout_s: float | None = None):
                 "default": entry.default, "family": entry.family}
         if entry.worker_env:               # the child fixes the framework's global state: never import it here
             meta |= {"version": framework_version(entry), "devices": list(local.devices())}
+        if hasattr(local, "device_env"):   # the device, too, is fixed at import: one worker per device
+            return PerDevice(entry, local, meta, timeout_s)
         return Proxy(entry.name, "bn_conformance.adapters.loading:instantiate", {"name": entry.name},
                      env=dict(entry.worker_env), local=local, timeout_s=timeout_s, meta=meta)
     return _construct(entry)
+
+
+class PerDevice:
+    """An adapter whose framework fixes its device when it is imported (Keras 3 places every
+    tensor on its backend's default device: keras/src/backend/torch/core.py DEFAULT_DEVICE from
+    KERAS_TORCH_DEVICE or CUDA; JAX and TensorFlow pick a GPU when one is visible): one worker
+    per device, each started with the environment that pins it (``device_env``), so a "cpu"
+    result never comes from a GPU. Looks like a worker proxy to the suite."""
+
+    _isolated = True
+
+    def __init__(self, entry: Entry, local, meta: dict, timeout_s: float | None):
+        self.name, self._entry, self._local, self._meta, self._timeout = entry.name, entry, local, meta, timeout_s
+        self._workers: dict = {}
+        self._last = None
+
+    def meta(self) -> dict:
+        return self._meta
+
+    def __getattr__(self, key):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key in ("framework", "convention", "capabilities", "default", "family"):
+            return self._meta.get(key)
+        raise AttributeError(key)
+
+    def version(self) -> str:
+        return self._meta["version"]
+
+    def devices(self) -> list[str]:
+        return self._meta["devices"]
+
+    def device_name(self, device: str) -> str:
+        return device
+
+    def supports(self, problem, device: str):
+        return self._local.supports(problem, device)
+
+    def worker(self, device: str):
+        from ._worker import Proxy
+        if device not in self._workers:
+            env = dict(self._entry.worker_env) | self._local.device_env(device)
+            self._workers[device] = Proxy(f"{self.name}@{device}", "bn_conformance.adapters.loading:instantiate",
+                                          {"name": self.name}, env=env, local=self._local,
+                                          timeout_s=self._timeout, meta=self._meta)
+        return self._workers[device]
+
+    def run(self, problem, device: str, max_bytes: int | None = None):
+        self._last = self.worker(device)
+        return self._last.run(problem, device, max_bytes=max_bytes)
+
+    @property
+    def last_output(self) -> str:
+        return self._last.last_output if self._last is not None else ""
+
+    @property
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self._workers.values())
+
+    def close(self) -> None:
+        for w in self._workers.values():
+            w.close()
+
+    def kill(self) -> None:
+        for w in self._workers.values():
+            w.kill()
 
 
 def _construct(entry: Entry):

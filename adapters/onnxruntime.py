@@ -42,6 +42,7 @@ from functools import lru_cache
 import ml_dtypes
 import numpy as np
 
+from .devices import gpus_visible
 from .protocol import Problem
 from .scenario import Hooks, Step
 
@@ -83,13 +84,18 @@ def _model(opset: int, dtype: str, ndim: int, momentum: float, eps: float, train
     return model
 
 
-def _session(*key):
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def _session(*key, device: str = "cpu"):
     import onnxruntime as ort
-    if key not in _SESSIONS:
+    if (key, device) not in _SESSIONS:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the kernel as it is
-        _SESSIONS[key] = ort.InferenceSession(_model(*key).SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return _SESSIONS[key]
+        # one provider only: a node the CUDA provider cannot run fails instead of falling back to the CPU
+        _SESSIONS[(key, device)] = ort.InferenceSession(_model(*key).SerializeToString(), so,
+                                                        providers=[PROVIDERS[device]])
+    return _SESSIONS[(key, device)]
 
 
 @lru_cache(maxsize=None)
@@ -120,7 +126,12 @@ class OnnxRuntime(Hooks):
         return metadata.version("onnxruntime")
 
     def devices(self) -> list[str]:
-        return ["cpu"]
+        """cpu, and cuda where ONNX Runtime was built with the CUDA execution provider
+        (onnxruntime-gpu) and a GPU device node exists (adapters/devices.py)."""
+        if not gpus_visible():
+            return ["cpu"]
+        import onnxruntime as ort
+        return ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
 
     def supports(self, pb: Problem, device: str) -> str | None:
         if pb.axis != 1:
@@ -144,7 +155,7 @@ class OnnxRuntime(Hooks):
     def create(self, pb: Problem, device: str):
         tx, tp, ts = (_NP[t] for t in _types(self.opset, pb.dtype))
         # the "framework's initial statistics" are the caller's initialisers: the preset's 0 and 1
-        return {"pb": pb, "types": (tx, tp, ts), "g": pb.gamma.astype(tp), "b": pb.beta.astype(tp),
+        return {"pb": pb, "device": device, "types": (tx, tp, ts), "g": pb.gamma.astype(tp), "b": pb.beta.astype(tp),
                 "rm": np.zeros(pb.channels, ts) if pb.track_running_stats else None,
                 "rv": np.ones(pb.channels, ts) if pb.track_running_stats else None}
 
@@ -160,7 +171,8 @@ class OnnxRuntime(Hooks):
         batch_stats = training or not track       # no running statistics: the training-mode node
         rm = layer["rm"] if track else np.zeros(pb.channels, ts)
         rv = layer["rv"] if track else np.ones(pb.channels, ts)
-        sess = _session(self.opset, pb.dtype, len(pb.shape), 1.0 - pb.momentum, pb.eps, batch_stats)
+        sess = _session(self.opset, pb.dtype, len(pb.shape), 1.0 - pb.momentum, pb.eps, batch_stats,
+                        device=layer["device"])
         res = sess.run(None, {"X": np.asarray(x).astype(tx), "scale": layer["g"], "B": layer["b"], "mean": rm,
                               "var": rv})
         step = Step(res[0])

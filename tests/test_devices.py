@@ -66,3 +66,34 @@ def test_no_framework_is_imported_to_select_adapters_and_decide_skips():
                           env=os.environ | env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout
+
+
+def test_keras3_backends_offer_cuda_and_pin_each_device_in_its_own_worker(gpu_visible):
+    from bn_conformance.adapters.keras3 import Keras3
+    from bn_conformance.adapters.loading import PerDevice
+    from bn_conformance.adapters.registry import BY_NAME
+    with mock.patch.object(torch.cuda, "is_available", return_value=True):
+        assert Keras3("torch").devices() == ["cpu", "cuda"]
+    a = build(BY_NAME["keras3.torch"])
+    assert isinstance(a, PerDevice)
+    assert a.worker("cuda")._env["KERAS_TORCH_DEVICE"] == "cuda"
+    assert a.worker("cpu")._env["KERAS_TORCH_DEVICE"] == "cpu"
+    assert Keras3("jax").device_env("cpu") == {"JAX_PLATFORMS": "cpu"}
+    assert Keras3("tensorflow").device_env("cpu") == {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_onnxruntime_offers_cuda_where_its_cuda_provider_is_built(gpu_visible):
+    ort = pytest.importorskip("onnxruntime")
+    from bn_conformance.adapters.onnxruntime import OnnxRuntime
+    with mock.patch.object(ort, "get_available_providers", return_value=["CUDAExecutionProvider", "CPUExecutionProvider"]):
+        assert OnnxRuntime(15).devices() == ["cpu", "cuda"]
+    with mock.patch.object(ort, "get_available_providers", return_value=["CPUExecutionProvider"]):
+        assert OnnxRuntime(15).devices() == ["cpu"]
+
+
+def test_jax_adapters_name_the_nvidia_gpu_cuda(gpu_visible):
+    jax = pytest.importorskip("jax")
+    from bn_conformance.adapters import _jax
+    fake = [mock.Mock(platform="cpu"), mock.Mock(platform="gpu")]
+    with mock.patch.object(jax, "devices", return_value=fake):
+        assert _jax.jax_devices() == ["cpu", "cuda"]
