@@ -68,8 +68,10 @@ class KerasHooks(Hooks):
         return layer
 
     def create(self, pb: Problem, device: str):
-        if pb.mode == "fresh":
-            return _Layer(self.build(pb), None, pb)
+        if pb.mode == "fresh":     # a newly built layer: its own initial statistics, the case's gamma and beta
+            lay = _Layer(self.build(pb), None, pb)
+            self._set_params(lay.layer, pb)
+            return lay
         key = (pb.shape, pb.dtype, pb.axis, pb.momentum, pb.eps, pb.affine, pb.mode == "frozen")
         if key not in self._cache:
             if len(self._cache) >= self.cache_limit:
@@ -80,13 +82,17 @@ class KerasHooks(Hooks):
         lay.pb = pb
         layer = lay.layer
         layer.trainable = True
-        if pb.affine:
-            layer.gamma.assign(np.asarray(pb.gamma, pb.param_dtype))
-            layer.beta.assign(np.asarray(pb.beta, pb.param_dtype))
+        self._set_params(layer, pb)
         for v, init in ((layer.moving_mean, layer.moving_mean_initializer),
                         (layer.moving_variance, layer.moving_variance_initializer)):
             v.assign(init(tuple(v.shape), dtype=pb.param_dtype))
         return lay
+
+    @staticmethod
+    def _set_params(layer, pb: Problem) -> None:
+        if pb.affine:
+            layer.gamma.assign(np.asarray(pb.gamma, pb.param_dtype))
+            layer.beta.assign(np.asarray(pb.beta, pb.param_dtype))
 
     def compiled(self, layer):
         """The step inside tf.function(jit_compile=True), traced once per layer (XLA variants)."""

@@ -133,9 +133,12 @@ def _nn_update(rm_var, rv_var, mean, var, f):
     moving_averages.py). TF 2.21 exports that function only as
     tf.__internal__.train.assign_moving_average (`@tf_export(..., v1=[])`; measured:
     tf.compat.v1.train has no assign_moving_average), so a TF2 user writes the same two
-    lines; they are written here with the same roundings (decay d = 1 - f in Python
-    double, 1 - d converted to the variable dtype). No zero-debiasing: the variables start
-    at 0 and 1, not at zero."""
+    lines; they are written here with the weight 1 - d formed in Python double and converted
+    to the variable's dtype. TensorFlow's own function converts 1 - decay to a float32 tensor
+    first (measured: a float64 variable gets the weight 0.10000000149 for 0.1), which the
+    tf-keras layer inherits (finding tf-keras-float64-momentum-rounded-to-float32); this
+    adapter does not, so float64 cases here test the moments and the normalisation, not that
+    rounding. No zero-debiasing: the variables start at 0 and 1, not at zero."""
     tf = _tf()
     d = 1.0 - f
     for v, value in ((rm_var, mean), (rv_var, var)):
