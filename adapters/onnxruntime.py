@@ -33,7 +33,7 @@ outputs and running statistics only.
 
 Precision: ONNX attributes of type FLOAT are 32-bit (onnx.proto AttributeProto: ``float f
 = 2; // float``), so ``epsilon`` and ``momentum`` reach a float64 kernel rounded to
-float32 (recorded as a deviation for float64 cases, conformance/deviations/onnxruntime.toml).
+float32 (finding onnx-float32-attributes-float64-model, conformance/findings/onnxruntime.toml).
 """
 from __future__ import annotations
 

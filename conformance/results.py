@@ -39,7 +39,9 @@ RECORD_TYPES = ("run", "case", "fingerprint", "end")
 _REPO = str(Path(__file__).resolve().parents[1])
 
 
-def _path_prefixes() -> list[tuple[str, str]]:
+@lru_cache(maxsize=1)
+def _path_prefixes() -> tuple[tuple[str, str], ...]:
+    """This machine's paths to scrub, longest first (computed once: sysconfig is slow)."""
     import sysconfig
     out = []
     for key, name in (("purelib", "<site-packages>"), ("platlib", "<site-packages>"), ("stdlib", "<stdlib>")):
@@ -47,7 +49,7 @@ def _path_prefixes() -> list[tuple[str, str]]:
         if p:
             out.append((p, name))
     out += [(_REPO, "<repo>"), (sys.prefix, "<python>"), (os.path.expanduser("~"), "<home>")]
-    return sorted({k: v for k, v in out if k and k != "/"}.items(), key=lambda kv: -len(kv[0]))
+    return tuple(sorted({k: v for k, v in out if k and k != "/"}.items(), key=lambda kv: -len(kv[0])))
 
 
 def scrub_paths(value):

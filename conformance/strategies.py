@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from . import grid
+from functools import lru_cache
+
+from . import grid, tiers
 from .case import Case
 from .distributions import DISTRIBUTIONS
 from .vocab import DTYPES, LAYOUTS, MODES, SUPPLIED
@@ -48,22 +50,40 @@ def shapes(draw, layout: str, explore: bool = False):
     return _with(layout, n, c, spatial)
 
 
+@lru_cache(maxsize=None)
+def grid_signatures(replicated: bool) -> tuple:
+    """(layout, shape, dtype[, replicas]) of the default tier's cases: examples drawn from these
+    reuse the executables XLA and Inductor compiled for the grid (a new shape or dtype costs
+    a compilation per compiling adapter)."""
+    out = set()
+    for c in tiers.all_cases("default"):
+        if bool(c.replicas) == replicated and c.n > 1:
+            out.add((c.layout, c.shape, c.dtype) + ((c.replicas,) if replicated else ()))
+    return tuple(sorted(out))
+
+
 @st.composite
 def cases(draw, modes=tuple(MODES), explore: bool = False) -> Case:
-    layout = draw(st.sampled_from(LAYOUTS))
-    dtype = draw(st.sampled_from(tuple(DTYPES)))
-    dists = tuple(n for n, d in DISTRIBUTIONS.items() if d.has("generated") and dtype in d.dtypes)
     mode = draw(st.sampled_from(tuple(modes)))
+    replicated = mode in ("train", "infer") and draw(st.integers(0, 3)) == 0          # now and then: replicas
+    replicas = None
+    if explore:
+        layout, dtype = draw(st.sampled_from(LAYOUTS)), draw(st.sampled_from(tuple(DTYPES)))
+        shape = draw(shapes(layout, explore))
+        if replicated and shape[0] >= 2:
+            cut = draw(st.integers(1, shape[0] - 1))
+            replicas = (cut, shape[0] - cut)
+    else:
+        sig = draw(st.sampled_from(grid_signatures(replicated)))
+        layout, shape, dtype = sig[:3]
+        replicas = sig[3] if replicated else None
+    dists = tuple(n for n, d in DISTRIBUTIONS.items() if d.has("generated") and dtype in d.dtypes)
+    if replicas:
+        dists += tuple(n for n, d in DISTRIBUTIONS.items() if d.has("replicas") and dtype in d.dtypes)
     track = draw(st.booleans())
     stats = None
     if track and mode != "fresh" and draw(st.integers(0, 4)) == 0:       # now and then: supplied statistics
         stats = draw(st.sampled_from(tuple(SUPPLIED)))
-    shape = draw(shapes(layout, explore))
-    replicas = None
-    if mode in ("train", "infer") and shape[0] >= 2 and draw(st.integers(0, 3)) == 0:   # now and then: replicas
-        cut = draw(st.integers(1, shape[0] - 1))
-        replicas = (cut, shape[0] - cut)
-        dists += tuple(n for n, d in DISTRIBUTIONS.items() if d.has("replicas") and dtype in d.dtypes)
     return Case(
         mode=mode, dtype=dtype, layout=layout, shape=shape, dist=draw(st.sampled_from(dists)), replicas=replicas,
         momentum=draw(st.sampled_from((0.1, 0.3, 0.5, 0.9, 1.0, None))),
