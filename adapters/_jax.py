@@ -82,13 +82,45 @@ class Jit:
     def __init__(self, fn: Callable, label: str):
         self.jitted, self.label, self.exe = jax_().jit(fn), label, {}
 
-    def __call__(self, *args):
+    @staticmethod
+    def key(args):
         leaves, tree = jax_().tree_util.tree_flatten(args)
-        key = (tree, tuple(_sig(a) for a in leaves))
+        return (tree, tuple(_sig(a) for a in leaves))
+
+    def executable(self, args, key=None):
+        key = key or self.key(args)
         exe = self.exe.get(key)
         if exe is None:
             exe = self.exe[key] = COMPILES.timed(lambda: self.jitted.lower(*args).compile())
-        return exe(*args)
+        return exe
+
+    def __call__(self, *args):
+        return self.executable(args)(*args)
+
+
+class _Fused:
+    """Several functions of the same arguments as one executable per signature; where the fused
+    function does not trace or compile (one part raising, as equinox's "ema" training step does
+    for 16-bit inputs, conformance/findings/equinox.toml), each part gets its own executable, so
+    the others still run and the failing one raises its own error."""
+
+    def __init__(self, fns: dict, names, label: str):
+        self.names = tuple(names)
+        parts = [fns[k] for k in self.names]
+        self.both = Jit(lambda *args: tuple(f(*args) for f in parts), f"{label}.{'+'.join(self.names)}")
+        self.single = {k: Jit(fns[k], f"{label}.{k}") for k in self.names}
+        self.split: set = set()
+
+    def call(self, name: str, args):
+        key = Jit.key(args)
+        if key not in self.split:
+            try:
+                exe = self.both.executable(args, key)
+            except Exception:
+                self.split.add(key)
+            else:
+                return exe(*args)[self.names.index(name)]
+        return self.single[name](*args)
 
 
 def wrap(fns: dict, names, label: str, jit: bool) -> dict:
@@ -98,11 +130,9 @@ def wrap(fns: dict, names, label: str, jit: bool) -> dict:
     shape share a compilation (measured: one fused compile costs about 0.6 of two separate
     ones, and running the unused half of a small batch norm costs microseconds)."""
     if jit:
-        names = tuple(names)
-        parts = [fns[k] for k in names]
-        both = Jit(lambda *args: tuple(f(*args) for f in parts), f"{label}.{'+'.join(names)}")
-        for i, k in enumerate(names):
-            fns[k] = (lambda i: lambda *args: both(*args)[i])(i)
+        fused = _Fused(fns, names, label)
+        for k in fused.names:
+            fns[k] = (lambda k: lambda *args: fused.call(k, args))(k)
     return fns
 
 

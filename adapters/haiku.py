@@ -75,6 +75,18 @@ def _fns(cfg, jit: bool):
     return fns
 
 
+def loaded(state0: dict, names, mean, var, dtype: str) -> dict:
+    """The EMA state of a long-trained layer holding these statistics, as a checkpoint holds it:
+    hidden == average and a counter so large that the debiasing divisor 1 - d**counter is 1, so
+    training continues as a plain EMA from them (reference RunningRule.resumed). With counter 0
+    the first step would discard them (moving_averages.py: hidden starts at zero)."""
+    s = {k: dict(v) for k, v in state0.items()}
+    for name, value in zip(names, (mean, var)):
+        v = to_j(value, dtype).reshape(s[name]["average"].shape)
+        s[name].update(average=v, hidden=v, counter=jax.numpy.asarray(2 ** 30, s[name]["counter"].dtype))
+    return s
+
+
 class Haiku(JaxHooks):
     framework = "dm-haiku"
     convention = "haiku"
@@ -102,7 +114,8 @@ class Haiku(JaxHooks):
         # mode it names, exactly as a user would before calling the layer.
         if pb.mode == "fresh":
             ikey = ("fresh", cfg, pb.case_id)
-            _CACHE[ikey] = f["init"](jax.random.key(0), to_j(pb.x[0], pb.dtype), pb.init_train, False, *hp)
+            _CACHE[ikey] = f["init"](jax.random.key(0), to_j(pb.x[0], pb.dtype), pb.init_train,
+                                      not pb.track_running_stats, *hp)
         else:
             ikey = ("init", cfg, pb.channels)
             if ikey not in _CACHE:
@@ -118,10 +131,7 @@ class Haiku(JaxHooks):
         pdt = jdtype(pb.param_dtype)
 
         def given(mean, var):
-            s = {k: dict(v) for k, v in state0.items()}
-            s[names[0]]["average"] = to_j(mean, pb.param_dtype).reshape(s[names[0]]["average"].shape)
-            s[names[1]]["average"] = to_j(var, pb.param_dtype).reshape(s[names[1]]["average"].shape)
-            return s
+            return loaded(state0, names, mean, var, pb.param_dtype)
 
         def grads(dp):
             return (dp[mod]["scale"].reshape(-1), dp[mod]["offset"].reshape(-1)) if pb.affine else (None, None)

@@ -48,7 +48,7 @@ from . import _replicas as R
 from ._jax import Jit, Ops, jax, jdtype, jnp, to_j
 from .equinox import Equinox
 from .flax import Linen, Nnx, _cfg, _kw
-from .haiku import Haiku
+from .haiku import Haiku, loaded
 from .protocol import Problem
 
 AXIS = "replica"
@@ -360,10 +360,7 @@ class HaikuSync(_Sync, Haiku):
         pdt = jdtype(pb.param_dtype)
 
         def given(mean, var):
-            s = {k: dict(v) for k, v in state0.items()}
-            s[names[0]]["average"] = to_j(mean, pb.param_dtype).reshape(s[names[0]]["average"].shape)
-            s[names[1]]["average"] = to_j(var, pb.param_dtype).reshape(s[names[1]]["average"].shape)
-            return s
+            return loaded(state0, names, mean, var, pb.param_dtype)
 
         def grads(dp):
             return (dp[mod]["scale"].reshape(-1), dp[mod]["offset"].reshape(-1)) if pb.affine else (None, None)

@@ -134,6 +134,8 @@ class _Builder:
     def train(self, rm, rv, grads=True, steps=None):
         """K training steps from running stats (rm, rv); returns the final running stats and tolerances."""
         rule = self.conv.rule(self.case.momentum)
+        if self.case.supplied:  # supplied statistics stand for a long-trained layer's saved state
+            rule = rule.resumed()
         trm = np.zeros_like(rm)
         trv = np.zeros_like(rv)
         t = 0

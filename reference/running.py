@@ -71,6 +71,14 @@ class RunningRule:
             return float(f / (1 - (1 - f) ** t))
         return self.momentum
 
+    def resumed(self) -> "RunningRule":
+        """The rule when training resumes from statistics a long-trained layer saved (a loaded
+        checkpoint; the conformance suite's supplied statistics): the debiased weight w_t tends
+        to f as t grows ((1 - f)^t -> 0), so the schedule is the plain EMA. The other schedules
+        are unchanged (cumulative counts from the resumed step, as PyTorch's
+        ``num_batches_tracked`` does when set to 0)."""
+        return RunningRule("ema", self.momentum, self.estimator) if self.schedule == "debiased" else self
+
 
 def update(old, stat, w: float) -> np.ndarray:
     """running_new = (1 - w) * running_old + w * batch_stat, rounded once to float64
@@ -97,6 +105,11 @@ def step(rm, rv, x: np.ndarray, channel_axis: int, rule: RunningRule, t: int):
         with np.errstate(invalid="ignore", over="ignore"):
             var = var * float(n) / float(n - 1)
     w = rule.weight(t)
+    if w == 1.0 and rule.schedule == "debiased":
+        # the zero-initialised hidden state: the old value is never read, so an initial NaN or
+        # Inf does not show (0 * Inf would); cumulative and ema keep IEEE arithmetic, as the
+        # frameworks' ``(1 - w) * old + w * stat`` does
+        return update(np.zeros_like(rm), mean, w), update(np.zeros_like(rv), var, w)
     return update(rm, mean, w), update(rv, var, w)
 
 
