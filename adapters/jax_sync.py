@@ -89,6 +89,7 @@ class _Sync:
 
     sibling = ""            # the non-sync variant running the other cases
     api = ""
+    capabilities = ("forward", "running_stats", "grad", "replicas")
     masks = False           # the API can exclude padded rows from the statistics (mask=)
 
     def devices(self) -> list[str]:

@@ -290,7 +290,7 @@ def discover(spec: str, timeout_s: float) -> list:
 def problems(meta: dict) -> list[str]:
     """What is wrong with an adapter's declared metadata (empty: nothing)."""
     from bn_conformance.reference import presets
-    from bn_conformance.vocab import CAPABILITIES
+    from bn_conformance.vocab import CAPABILITIES, OPT_IN_CAPABILITIES
     out = []
     name = meta.get("name")
     if not _text(name):
@@ -312,8 +312,9 @@ def problems(meta: dict) -> list[str]:
         out.append(f"devices() returned unknown device name(s) {sorted(set(devs) - set(DEVICES))}; known: {DEVICES}")
     caps = meta.get("capabilities")
     if not isinstance(caps, (list, tuple)) or not all(isinstance(c, str) for c in caps) \
-            or set(caps) - set(CAPABILITIES) or "forward" not in caps:
-        out.append(f"capabilities must be a subset of {CAPABILITIES} including 'forward', got {_show(caps)}")
+            or set(caps) - set(CAPABILITIES + OPT_IN_CAPABILITIES) or "forward" not in caps:
+        out.append(f"capabilities must be a subset of {CAPABILITIES + OPT_IN_CAPABILITIES} including 'forward', "
+                   f"got {_show(caps)}")
     return out
 
 

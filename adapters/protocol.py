@@ -44,7 +44,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from bn_conformance.vocab import CAPABILITIES, OUTPUT_NAMES, param_dtype  # noqa: F401 -- re-exported
+from bn_conformance.vocab import CAPABILITIES, OPT_IN_CAPABILITIES, OUTPUT_NAMES, param_dtype  # noqa: F401 -- re-exported
 
 
 @dataclass
@@ -100,9 +100,12 @@ class Adapter(Protocol):
     """Required: name, framework, convention, version(), devices(), supports(), run().
 
     Optional attributes (the suite reads them with these defaults):
-      capabilities  subset of ``CAPABILITIES``; default all. An adapter without "grad"
-                    (an inference runtime) returns no dx/dgamma/dbeta and the suite does
-                    not require them.
+      capabilities  subset of ``CAPABILITIES`` + ``OPT_IN_CAPABILITIES``; default
+                    ``CAPABILITIES``. An adapter without "grad" (an inference runtime)
+                    returns no dx/dgamma/dbeta and the suite does not require them. Only an
+                    adapter declaring "replicas" gets replica cases (``Problem.replicas``:
+                    the batch split into shards whose statistics it must combine); for the
+                    others they skip.
       default       False: opt-in (run with --adapter NAME or --all-adapters); default True
       family        backend family for markers and the report (e.g. "torch"); default the framework
       device_name(device) -> str   a readable name of the device (GPU model), for the report

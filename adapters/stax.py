@@ -6,7 +6,7 @@ gamma), x)`` (jax/example_libraries/stax.py BatchNorm). Preset "stax".
 What it is: a pure function of (beta, gamma) and the batch. There is no state (the
 parameters are beta and gamma only, of the shape of the non-reduced axes) and no mode:
 ``apply_fun(params, x, **kwargs)`` ignores its keyword arguments (measured: mode='test' gives
-a bit-identical output, /work/notes/alt_apis.md section 1), so every call, inference
+a bit-identical output, conformance/findings/probes/alt_apis/s1_stax.py, s1_stax.out), so every call, inference
 included, normalises with the statistics of the batch it is given. The suite runs it on
 the cases without running statistics (notrs), where the reference does exactly that;
 tracked cases are skipped. ``axis`` is the reduction axes: every axis but the case's

@@ -22,7 +22,9 @@ exception is recorded as a verdict. ``convention`` names the preset in
 reference/conventions.toml your backend claims to follow (add one there if none fits).
 A runtime that cannot fit the hooks may implement ``run(pb, device)`` instead
 (adapters/protocol.py describes the outputs). An inference-only runtime sets
-``capabilities = ("forward", "running_stats")`` and returns no gradients.
+``capabilities = ("forward", "running_stats")`` and returns no gradients. A synchronised
+batch norm adds "replicas" to its capabilities and then gets the replica cases
+(``pb.replicas``: the shard sizes whose statistics it must combine); without it they skip.
 """
 from __future__ import annotations
 

@@ -83,6 +83,7 @@ class _MirroredSync:
     """The strategy around a Keras layer's hooks (adapters/_keras.py)."""
 
     sibling = ""
+    capabilities = ("forward", "running_stats", "grad", "replicas")
     api = "BatchNormalization(synchronized=True) under tf.distribute.MirroredStrategy"
 
     def devices(self) -> list[str]:

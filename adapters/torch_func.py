@@ -18,7 +18,8 @@ adapters/pytorch.py ``NnModule`` builds it):
                                an explicit argument (not differentiated): a closure over them
                                raises "attempted to call in-place operation ... that would
                                mutate a captured Tensor" in training mode (measured, torch
-                               2.13.0, /work/notes/alt_apis.md section 2). Freezing in the
+                               2.13.0, conformance/findings/probes/alt_apis/s2_torch.py and
+                               s2c_torch_grad.py, outputs in the .out files). Freezing in the
                                functional style: the parameters are not differentiated (the
                                module's mode is untouched, as torch.nn's requires_grad_(False)).
   torch.func.replaced          torch.func.replace_all_batch_norm_modules_(module): the

@@ -125,6 +125,6 @@ def bounded(name: str, value: np.ndarray, bound: np.ndarray, what: str) -> Check
         ratio = np.where(np.isfinite(v), np.where(b > 0, v / b, np.where(v > 0, np.inf, 0.0)), np.inf)
     i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     ok = bool(ratio[i] <= 1.0)
-    return Check(name, "property", "pass" if ok else "fail", max_abs=_f(np.nanmax(v)), ratio=_f(ratio[i]),
+    return Check(name, "property", "pass" if ok else "fail", max_abs=_f(np.max(v, initial=0.0, where=~np.isnan(v))), ratio=_f(ratio[i]),
                  worst_index=[int(j) for j in i], actual=_f(v[i]), tolerance=_f(b[i]),
                  detail="" if ok else f"{what}: |{float(v[i]):.3g}| > bound {float(b[i]):.3g} at {[int(j) for j in i]}")

@@ -192,6 +192,15 @@ def _fault(res: CaseResult, fault, what: str, t0: float) -> CaseResult:
     return res
 
 
+def capability_skip(adapter: Adapter, pb: Problem) -> str | None:
+    """The reason a case needs a capability the adapter does not declare (adapters/protocol.py),
+    decided from its metadata alone; None when it may run."""
+    if pb.replicas and "replicas" not in (getattr(adapter, "capabilities", None) or ()):
+        return ("replica cases need the 'replicas' capability (statistics combined across replicas, "
+                "adapters/protocol.py); this adapter does not declare it")
+    return None
+
+
 def evaluate(adapter: Adapter, device: str, case: Case, attribute_findings: bool = True) -> CaseResult:
     """Run ``case`` on ``adapter``; ``attribute_findings=False`` leaves failing checks failing
     (for measurements such as fingerprints, which judge raw behaviour)."""
@@ -201,6 +210,10 @@ def evaluate(adapter: Adapter, device: str, case: Case, attribute_findings: bool
     pb = problem_of(case)
     t1 = time.perf_counter()
     res.timings = {"inputs_s": t1 - t0}
+    caps = getattr(adapter, "capabilities", None) or ("grad",)
+    if capability_skip(adapter, pb):
+        res.verdict, res.skip_reason = "skip", capability_skip(adapter, pb)
+        return res
     reason, fault = guarded(adapter.supports, dataclasses.replace(pb), device)
     if fault is None and reason is not None and not (isinstance(reason, str) and reason.strip()):
         fault = guarded(_bad, f"supports() returned {type(reason).__name__} {str(reason)[:80]!r}, "
@@ -249,7 +262,6 @@ def evaluate(adapter: Adapter, device: str, case: Case, attribute_findings: bool
                                 detail=f"reference defines a result; implementation raised {raised}"))
     else:
         res.checks.append(Check("outcome", "parity", "pass"))
-        caps = getattr(adapter, "capabilities", None) or ("grad",)
         res.checks += _checks(case, exp, out, pb, "grad" in caps)
     if attribute_findings:
         attribute(res, case)

@@ -305,7 +305,7 @@ def _pure_skips(run, items) -> set:
     """Items whose adapter says, by pure logic on the case (``supports`` of a built-in adapter,
     which imports no framework), that it cannot express the case: they are not collected to be
     skipped one by one; each gets its skip record (with the reason) here, once per run."""
-    from .evaluate import CaseResult, adapter_version, guarded, problem_of
+    from .evaluate import CaseResult, adapter_version, capability_skip, guarded, problem_of
     out = set()
     for item in items:
         cs = getattr(item, "callspec", None)
@@ -314,9 +314,11 @@ def _pure_skips(run, items) -> set:
         if target is None or case is None:
             continue
         a = run.selection.adapters[target.adapter]
-        if run.selection.origin.get(target.adapter) != "built-in" or (hasattr(a, "meta") and a._local is None):
-            continue                       # user code, or an isolated adapter: decided in its worker at run time
-        reason, fault = guarded(a.supports, problem_of(case), target.device)
+        reason, fault = capability_skip(a, problem_of(case)), None   # metadata only: any adapter
+        if reason is None:
+            if run.selection.origin.get(target.adapter) != "built-in" or (hasattr(a, "meta") and a._local is None):
+                continue                   # user code, or an isolated adapter: decided in its worker at run time
+            reason, fault = guarded(a.supports, problem_of(case), target.device)
         if fault is not None or not (isinstance(reason, str) and reason):
             continue                       # runs (a misbehaving supports() is judged when the case runs)
         out.add(item)

@@ -142,6 +142,9 @@ OUTPUT_NAMES = tuple(OUTPUTS)
 GRADS = tuple(n for n, o in OUTPUTS.items() if o.grad)
 FAMILIES = ("forward", "eval", "running", "grad", "batch_stats", "property", "parity")
 CAPABILITIES = ("forward", "running_stats", "grad")
+# declared only by adapters that compute statistics across replicas (synchronised batch norm);
+# every other adapter skips replica cases, which on one whole batch would test nothing of it
+OPT_IN_CAPABILITIES = ("replicas",)
 
 
 def family(check_name: str) -> str:

@@ -20,6 +20,7 @@ class NumpyBN(Hooks):
     name = "numpy.clean"
     framework = "numpy"
     convention = "pytorch"
+    capabilities = ("forward", "running_stats", "grad", "replicas")   # computes across shards
     bug = None
 
     def version(self):
