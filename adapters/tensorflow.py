@@ -120,6 +120,9 @@ def _nn_step(x, dy, gamma, beta, rm, rv, training, eps, axis):
             mean, var = tf.nn.moments(xc, axes, keepdims=True)
         else:
             mean, var = tf.reshape(rm, bshape), tf.reshape(rv, bshape)
+        # eps may be a float64 tensor (the XLA variant, so one trace serves every eps): rounded to the
+        # statistics' dtype once, as converting the Python float would round it
+        eps = tf.cast(eps, var.dtype) if isinstance(eps, tf.Tensor) else eps
         y = tf.cast(tf.nn.batch_normalization(xc, mean, var, offset, scale, eps), x.dtype)
     grads = tape.gradient(y, watched, output_gradients=dy)
     dg, db = (grads[1], grads[2]) if gamma is not None else (None, None)
@@ -140,9 +143,9 @@ def _nn_update(rm_var, rv_var, mean, var, f):
     adapter does not, so float64 cases here test the moments and the normalisation, not that
     rounding. No zero-debiasing: the variables start at 0 and 1, not at zero."""
     tf = _tf()
-    d = 1.0 - f
+    d = 1.0 - f            # in double, whether f is a Python float or a float64 tensor (XLA variant)
     for v, value in ((rm_var, mean), (rv_var, var)):
-        w = tf.constant(1.0 - d, v.dtype)
+        w = tf.cast(1.0 - d, v.dtype) if isinstance(f, tf.Tensor) else tf.constant(1.0 - d, v.dtype)
         v.assign_sub((v - tf.cast(value, v.dtype)) * w)
 
 
@@ -156,8 +159,9 @@ def _nn_train_step(x, dy, gamma, beta, rm_var, rv_var, eps, axis, f):
 @lru_cache(maxsize=None)
 def _xla_fns():
     tf = _tf()
-    # Module-level, created once: tf.function keys its traces on shapes/dtypes and on the
-    # Python values (eps, axis, f, training), so XLA compiles once per shape and config.
+    # Module-level, created once: tf.function keys its traces on shapes/dtypes and on Python
+    # values, so eps and f arrive as float64 tensors (TfNn.forward) and XLA compiles once per
+    # shape, dtype, axis and structure, not once per eps and momentum.
     return (tf.function(_nn_train_step, jit_compile=True),
             tf.function(_nn_step, jit_compile=True))
 
@@ -194,10 +198,14 @@ class TfNn(_Base):
         dyt = _in(dy if dy is not None else np.zeros(pb.shape), pb.dtype)
         args = (layer["gamma"], layer["beta"], layer["rm"], layer["rv"])
         call = COMPILES.traced if self.jit else (lambda f, *a: f(*a))
+        eps, f = pb.eps, pb.momentum
+        if self.jit:
+            tf = _tf()
+            eps, f = tf.constant(eps, tf.float64), (None if f is None else tf.constant(f, tf.float64))
         if training:
-            y, dx, dg, db = call(train_fn, xt, dyt, *args, pb.eps, pb.axis, pb.momentum)
+            y, dx, dg, db = call(train_fn, xt, dyt, *args, eps, pb.axis, f)
         else:   # inference: the moving averages, or the batch's statistics when the caller keeps none
-            y, dx, dg, db = call(step_fn, xt, dyt, *args, layer["rm"] is None, pb.eps, pb.axis)[:4]
+            y, dx, dg, db = call(step_fn, xt, dyt, *args, layer["rm"] is None, eps, pb.axis)[:4]
         return Step(y, dx, dg, db), layer
 
     def stats(self, layer):
