@@ -138,6 +138,7 @@ class Run:
         self.modules: set = set()
         self.started = time.time()
         self.active = False
+        self.usage_error: str | None = None
         if not self.is_worker and not (config.option.help or config.option.version or config.option.collectonly):
             why = session.check_results_dir(self.folder) if self.explicit_dir else session.check_root(self.root)
             if why:
@@ -154,7 +155,10 @@ class Run:
             self.selection = select(opt("--adapter"), opt("--device"), opt("--all-adapters"), opt("--isolate"),
                                     opt("--case-timeout"), opt("--replace-builtin"))
         except SelectionError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            # raised from pytest_collection_modifyitems: an error inside pytest_generate_tests would be
+            # a collection error of every module (exit 2), not the usage error it is (exit 4)
+            self.usage_error = str(exc)
+            return None
         self.active = True
         if self.selection.load_errors and self.worker in ("main", "gw0"):
             self.files.open()             # the run header records why adapters did not load, even if nothing runs
@@ -223,6 +227,13 @@ def pytest_generate_tests(metafunc):
         return
     run = run_of(metafunc.config)
     sel = run.activate()
+    if sel is None:                  # a usage error, reported once collection ends
+        metafunc.parametrize("target", [], ids=[])
+        if "case" in metafunc.fixturenames:
+            metafunc.parametrize("case", [], ids=[])
+        if "load_error" in metafunc.fixturenames:
+            metafunc.parametrize("load_error", [], ids=[])
+        return
     if "load_error" in metafunc.fixturenames:
         errors = sorted(sel.load_errors.items())
         metafunc.parametrize("load_error", errors, ids=[e[0] for e in errors])
@@ -241,10 +252,13 @@ def pytest_generate_tests(metafunc):
 
 def pytest_collection_modifyitems(session, config, items):
     run = config.stash.get(KEY, None)
+    if run is not None and run.usage_error:
+        raise pytest.UsageError(run.usage_error)
     if run is None or not run.active:
         return
     from bn_conformance.adapters.registry import BY_NAME
     keep, drop = [], []
+    registered = {line.split(":", 1)[0].split("(")[0].strip() for line in config.getini("markers")}
     for item in items:
         skip = item.get_closest_marker("skip")
         if skip and str(skip.kwargs.get("reason", "")).startswith("got empty parameter set"):
@@ -265,8 +279,14 @@ def pytest_collection_modifyitems(session, config, items):
         if target is not None:
             a = run.selection.adapters[target.adapter]
             entry = BY_NAME.get(target.adapter)
-            item.add_marker(f"framework_{_ident(getattr(a, 'framework', None) or (entry and entry.framework))}")
-            item.add_marker(f"family_{_ident(getattr(a, 'family', None) or (entry and entry.family) or 'other')}")
+            fw = _ident(getattr(a, 'framework', None) or (entry and entry.framework))
+            fam = _ident(getattr(a, 'family', None) or (entry and entry.family) or 'other')
+            for name in (f"framework_{fw}", f"family_{fam}"):
+                if name not in registered:     # a user adapter's framework: registered for --strict-markers
+                    config.addinivalue_line("markers", f"{name}: conformance tests of adapters of "
+                                                       f"{name.split('_', 1)[1]}")
+                    registered.add(name)
+                item.add_marker(name)
             item.add_marker(pytest.mark.xdist_group(target.adapter))
         if case is not None:
             item.add_marker(f"dtype_{case.dtype}")
@@ -322,7 +342,7 @@ def _pure_skips(run, items) -> set:
         if fault is not None or not (isinstance(reason, str) and reason):
             continue                       # runs (a misbehaving supports() is judged when the case runs)
         out.add(item)
-        if run.is_worker and run.worker != "gw0":
+        if run.config.option.collectonly or (run.is_worker and run.worker != "gw0"):
             continue                       # under xdist every worker collects everything: gw0 records
         res = CaseResult(case.id, target.adapter, target.device, str(a.framework), adapter_version(a),
                          str(a.convention), verdict="skip", skip_reason=reason[:2000])

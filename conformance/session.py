@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +39,18 @@ def run_folder(root: Path, run_id: str) -> Path:
     return Path(root) / "runs" / run_id
 
 
+def _writable(folder: Path | None) -> bool:
+    """Can a file be created in ``folder``? Tried, not inferred from permission bits (root passes
+    os.access on read-only mounts and /proc); the probe file is anonymous and vanishes."""
+    if folder is None:
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def check_results_dir(path: Path) -> str | None:
     """Why ``path`` cannot take a new run (None: it can)."""
     path = Path(path)
@@ -47,7 +60,7 @@ def check_results_dir(path: Path) -> str | None:
         return (f"--results-dir {path}: holds the results of another run; choose an empty or new folder "
                 f"(runs never overwrite runs)")
     probe = path if path.exists() else next((p for p in path.parents if p.exists()), None)
-    if probe is None or not os.access(probe, os.W_OK):
+    if not _writable(probe):
         return f"--results-dir {path}: not writable"
     return None
 
@@ -57,7 +70,7 @@ def check_root(root: Path) -> str | None:
     probe = root if root.exists() else next((p for p in root.parents if p.exists()), None)
     if root.exists() and not root.is_dir():
         return f"--results-root {root}: exists and is not a folder"
-    if probe is None or not os.access(probe, os.W_OK):
+    if not _writable(probe):
         return f"--results-root {root}: not writable"
     return None
 

@@ -574,8 +574,6 @@ def test_fingerprint_fails_for_an_adapter_whose_probes_crash(tmp_path):
     assert "crashed" in json.dumps(fp["fields"])
 
 
-@pytest.mark.xfail(strict=True, reason="conformance/fingerprint.py main() counts only probes whose evidence says "
-                                       "'raised' as failed; crashed probes exit 0 (outside this change's files)")
 def test_fingerprint_command_fails_for_an_adapter_whose_probes_crash(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bn_conformance.fingerprint", f"{HOSTILE}:Segfaults"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300,

@@ -293,7 +293,10 @@ def test_runs_of_broken_adapters_never_touch_earlier_results(run_dir, tmp_path):
         assert proc.returncode == 1 and "INTERNALERROR" not in proc.stdout, proc.stdout[-3000:]
     assert (root / "latest").resolve() == old.resolve()
     assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
-    new = [p for p in (root / "runs").iterdir() if p != old]
-    assert len(new) == 1                                   # supports() raising: a run with its record
-    (rec,) = [r for r in load(new[0]) if r["type"] == "case"]
+    new = sorted((p for p in (root / "runs").iterdir() if p != old), key=lambda p: p.stat().st_mtime_ns)
+    assert len(new) == 2                                   # each run a folder of its own
+    header = load(new[0])[0]                               # version() raising: the header says why
+    assert header["type"] == "run" and "VersionRaises" in json.dumps(header) or \
+        "version_raises" in json.dumps(header), json.dumps(header)[:2000]
+    (rec,) = [r for r in load(new[1]) if r["type"] == "case"]   # supports() raising: its record
     assert rec["verdict"] == "raised" and rec["adapter"] == "hostile.supports_raises"
