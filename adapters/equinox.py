@@ -128,7 +128,12 @@ class Equinox(JaxHooks):
         return common_skips(pb, "eqx.nn.BatchNorm (equinox/nn/_batch_norm.py)")
 
     def ops(self, pb: Problem) -> Ops:
-        f = _fns((self.mode, pb.param_dtype, pb.channels, pb.affine), self.jit)
+        return self._ops(pb, _fns((self.mode, pb.param_dtype, pb.channels, pb.affine), self.jit))
+
+    @staticmethod
+    def _ops(pb: Problem, f: dict, new_state=lambda s: s) -> Ops:
+        """The problem's Ops over the functions ``f`` (this module's or the synchronised variant's,
+        adapters/jax_sync.py); ``new_state`` post-processes the state a training step returns."""
         hp = (1.0 - pb.momentum, float(pb.eps))
         wb = (to_j(pb.gamma, pb.param_dtype), to_j(pb.beta, pb.param_dtype)) if pb.affine else ()
 
@@ -137,7 +142,7 @@ class Equinox(JaxHooks):
 
         def train(s, x, dy):
             y, dx, dwb, new = f["train"](hp, wb, s, x, dy)
-            return (y, dx, *grads(dwb), new)
+            return (y, dx, *grads(dwb), new_state(new))
 
         def infer(s, x, dy):
             if not pb.track_running_stats:

@@ -122,6 +122,13 @@ class Haiku(JaxHooks):
                 dummy = np.zeros([pb.channels if i == pb.axis else 2 for i in range(len(pb.shape))])
                 _CACHE[ikey] = f["init"](jax.random.key(0), to_j(dummy, pb.dtype), True, False, *hp)
         params, state0 = _CACHE.pop(ikey) if pb.mode == "fresh" else _CACHE[ikey]
+        return self._ops(pb, f, hp, params, state0)
+
+    @staticmethod
+    def _ops(pb: Problem, f: dict, hp: tuple, params, state0, new_state=lambda s: s) -> Ops:
+        """The problem's Ops over the transformed functions ``f`` (this module's or the synchronised
+        variant's, adapters/jax_sync.py), from the initial ``params`` and ``state0``; ``new_state``
+        post-processes the state a training step returns."""
         mod = next(iter(params)) if params else None
         if pb.affine:
             shp = params[mod]["scale"].shape   # (1, .., C, .., 1): haiku's broadcast shape
@@ -138,7 +145,7 @@ class Haiku(JaxHooks):
 
         def train(s, x, dy):
             y, dx, dp, new = f["train"](hp, params, s, x, dy)
-            return (y, dx, *grads(dp), new)
+            return (y, dx, *grads(dp), new_state(new))
 
         local = "" if pb.track_running_stats else "_local"   # test_local_stats=True
 

@@ -352,35 +352,7 @@ class HaikuSync(_Sync, Haiku):
         if ikey not in _CACHE:
             _CACHE[ikey] = _replica0(f["init"](hp, to_j(pb.x[0], pb.dtype)), "initial state")
         params, state0 = _CACHE[ikey]
-        mod = next(iter(params)) if params else None
-        if pb.affine:
-            shp = params[mod]["scale"].shape
-            params = {mod: {"scale": to_j(pb.gamma, pb.param_dtype).reshape(shp),
-                            "offset": to_j(pb.beta, pb.param_dtype).reshape(shp)}}
-        names = sorted(state0)
-        pdt = jdtype(pb.param_dtype)
-
-        def given(mean, var):
-            return loaded(state0, names, mean, var, pb.param_dtype)
-
-        def grads(dp):
-            return (dp[mod]["scale"].reshape(-1), dp[mod]["offset"].reshape(-1)) if pb.affine else (None, None)
-
-        def train(s, x, dy):
-            y, dx, dp, new = f["train"](hp, params, s, x, dy)
-            return (y, dx, *grads(dp), _replica0(new, "running statistics"))
-
-        local = "" if pb.track_running_stats else "_local"
-
-        def infer(s, x, dy):
-            y, dx, dp = f["infer" + local](hp, params, s, x, dy)
-            return (y, dx, *grads(dp))
-
-        def stats(s):
-            return (s[names[0]]["average"].reshape(-1).astype(pdt), s[names[1]]["average"].reshape(-1).astype(pdt))
-
-        return Ops(init=lambda: state0, given=given, train=train, infer=infer,
-                   evaluate=lambda s, x: infer(s, x, x)[0], stats=stats)
+        return self._ops(pb, f, hp, params, state0, lambda new: _replica0(new, "running statistics"))
 
 
 # --------------------------------------------------------------------------------- Equinox --
@@ -462,23 +434,5 @@ class EquinoxSync(_Sync, Equinox):
 
     def ops(self, pb: Problem) -> Ops:
         f = _eqx_fns((self.mode, pb.param_dtype, pb.channels, pb.affine), len(pb.replicas))
-        hp = (1.0 - pb.momentum, float(pb.eps))
-        wb = (to_j(pb.gamma, pb.param_dtype), to_j(pb.beta, pb.param_dtype)) if pb.affine else ()
-
-        def grads(dwb):
-            return dwb if pb.affine else (None, None)
-
-        def train(s, x, dy):
-            y, dx, dwb, new = f["train"](hp, wb, s, x, dy)
-            return (y, dx, *grads(dwb), _replica0(new, "running statistics"))
-
-        def infer(s, x, dy):
-            if not pb.track_running_stats:
-                return train(s, x, dy)[:4]
-            y, dx, dwb = f["infer"](hp, wb, s, x, dy)
-            return (y, dx, *grads(dwb))
-
-        return Ops(init=f["fresh"], given=lambda m, v: f["given"](to_j(m, pb.param_dtype), to_j(v, pb.param_dtype)),
-                   train=train, infer=infer, evaluate=lambda s, x: infer(s, x, x)[0],
-                   stats=lambda s: f["stats"](hp[0], s))
+        return self._ops(pb, f, lambda new: _replica0(new, "running statistics"))
 
