@@ -252,7 +252,7 @@ def for_case(case, adapter: str, version: str, device: str) -> list[Finding]:
 def judge_run(records: list[dict], grid_cases) -> list[dict]:
     """Per (finding, adapter, device) of a run: how many cases it matched and triggered on,
     whether the run exercised it (every grid case it covers for that target ran, or the
-    target's fingerprint ran for a finding naming fingerprint checks) and whether it is
+    target's fingerprint measured a probe the finding names) and whether it is
     stale (exercised, and triggered nowhere: "no longer reproduces: narrow or delete").
     ``grid_cases``: the grid the run's tier defines (cases a complete run would run)."""
     ran: dict = {}
@@ -261,11 +261,11 @@ def judge_run(records: list[dict], grid_cases) -> list[dict]:
         if r.get("type") not in ("case", "fingerprint"):
             continue
         key = (r.get("adapter"), r.get("device"))
-        ran.setdefault(key, {"cases": set(), "fingerprint": False, "version": r.get("version")})
+        ran.setdefault(key, {"cases": set(), "fingerprint": set(), "version": r.get("version")})
         if r["type"] == "case":
             ran[key]["cases"].add(r.get("case_id"))
-        else:
-            ran[key]["fingerprint"] = True
+        else:                           # the findings its measured probes could show
+            ran[key]["fingerprint"] |= {f.get("id") for f in r.get("findings") or [] if isinstance(f, dict)}
         for f in r.get("findings") or []:
             if isinstance(f, dict) and "id" in f:
                 st = listed.setdefault((f["id"],) + key, {"matched": 0, "triggered": 0})
@@ -277,8 +277,7 @@ def judge_run(records: list[dict], grid_cases) -> list[dict]:
             st = listed.get((f.id, adapter, device), {"matched": 0, "triggered": 0})
             fp_only = all(c.startswith("fingerprint.") for c in f.checks)
             covered = set() if fp_only else {c.id for c in grid_cases if f.covers(c, adapter, device)}
-            fp_named = any(c.startswith("fingerprint.") for c in f.checks)
-            exercised = (bool(covered) and covered <= info["cases"]) or (fp_named and info["fingerprint"])
+            exercised = (bool(covered) and covered <= info["cases"]) or f.id in info["fingerprint"]
             out.append({"id": f.id, "adapter": adapter, "device": device, "matched": st["matched"],
                         "triggered": st["triggered"], "grid_cases": len(covered), "exercised": exercised,
                         "stale": exercised and st["matched"] > 0 and st["triggered"] == 0})

@@ -420,8 +420,10 @@ def judge_fingerprint(adapter, target, run) -> None:
             known[probe] = f.id
         else:
             unknown.append(probe)
+    # a probe that measured nothing (the adapter cannot run it) neither triggers nor clears a finding
+    measured = [p for p, f in fp.items() if f.get("value") != "not measured"]
     listed = [{"id": f.id, "triggered": f.id in known.values()} for f in applicable
-              if any(f.names(f"fingerprint.{p}") for p in fp)]
+              if any(f.names(f"fingerprint.{p}") for p in measured)]
     rec = record(fp, bad, run.run_id, adapter, target.device, known)
     rec["findings"] = listed
     run.write(rec)

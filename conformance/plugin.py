@@ -425,7 +425,7 @@ def pytest_sessionfinish(session, exitstatus):
     from . import findings
     from .results import load
     try:
-        judged = findings.judge_run(load(run.folder), tiers.all_cases(session.config.getoption("--tier")))
+        judged = findings.judge_run(load(run.folder), tiers.judged_cases(session.config.getoption("--tier")))
     except Exception as exc:  # noqa: BLE001 -- the results stay; the judgement says why it is missing
         judged, run.judge_error = [], f"{type(exc).__name__}: {exc}"
     run.stale = [j for j in judged if j["stale"]] if not interrupted else []

@@ -113,6 +113,15 @@ def cases(area: str, tier: str = "default") -> list[Case]:
     return list(_default(area) if tier == "default" else _quick(area))
 
 
+def judged_cases(tier: str) -> list[Case]:
+    """The grid a run's findings are judged against (``findings.judge_run``): the tier's own
+    cases for ``default`` and ``full``, whose coverage of the findings is proven; for
+    ``quick``, which promises no coverage (one case may be all a finding meets, and a finding
+    about what may happen on a few values need not happen on it), the default tier's, so a
+    quick run never calls a finding stale."""
+    return all_cases("default" if tier == "quick" else tier)
+
+
 def all_cases(tier: str = "default") -> list[Case]:
     seen, out = set(), []
     for area in grid.AREAS:
