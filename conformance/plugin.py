@@ -87,11 +87,20 @@ def _ident(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in str(name))
 
 
+@pytest.hookimpl(tryfirst=True)     # before hypothesis's own, which loads --hypothesis-profile by name
 def pytest_configure(config):
     _markers(config)
     from .profiles import load_profile
     load_profile(config)
     config.stash[KEY] = Run(config)
+
+
+def pytest_report_header(config):
+    from hypothesis import settings
+
+    from .profiles import chosen
+    return (f"bn-conformance: tier {config.getoption('--tier')}, hypothesis profile '{chosen(config)}' "
+            f"({settings().max_examples} examples per adapter)")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -17,10 +17,15 @@ def load_profile(config=None) -> None:
                               suppress_health_check=_SUPPRESS)
     settings.register_profile("thorough", max_examples=400, deadline=None, print_blob=True,
                               suppress_health_check=_SUPPRESS)
-    chosen = None
+    settings.load_profile(chosen(config))
+
+
+def chosen(config=None) -> str:
+    """The profile's name: --hypothesis-profile, else BN_HYPOTHESIS_PROFILE, else "ci"."""
+    name = None
     if config is not None:
         try:
-            chosen = config.getoption("--hypothesis-profile")
+            name = config.getoption("--hypothesis-profile")
         except ValueError:
-            chosen = None
-    settings.load_profile(chosen or os.environ.get("BN_HYPOTHESIS_PROFILE", "ci"))
+            name = None
+    return name or os.environ.get("BN_HYPOTHESIS_PROFILE", "ci")

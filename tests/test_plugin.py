@@ -152,6 +152,14 @@ def test_markers_are_registered_and_strict_markers_is_clean(tmp_path):
     assert proc.returncode == 0 and "float16" not in proc.stdout.replace("f16", "float16").split("deselected")[-1]
 
 
+@pytest.mark.parametrize("profile", ["thorough", "ci"])
+def test_hypothesis_profiles_are_chosen_by_pytests_own_option(profile, tmp_path):
+    proc = _pytest("conformance/test_hypothesis.py", f"--hypothesis-profile={profile}", "--co", "--adapter", CLEAN,
+                   "--results-root", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"hypothesis profile '{profile}'" in proc.stdout
+
+
 def test_junit_xml_carries_verdict_ratio_and_findings(tmp_path):
     xml = tmp_path / "junit.xml"
     proc = _pytest("conformance/", "-q", "--adapter", BUGGY, *_cases(*CASES), "--results-root", str(tmp_path),
