@@ -174,6 +174,28 @@ def _identity_error(rec: dict) -> str | None:
     return None
 
 
+# The suite writes records at most 7 levels deep (case -> checks -> check -> worst index); odd
+# values from a backend may nest further and are shown as text. Whether json.loads refuses
+# deeper text depends on the process's recursion limit, which imported libraries raise
+# (hypothesis, torch._inductor), so the bound is checked here, without recursion: deep enough
+# for any honest record, far below the 1000 levels of Python's default recursion limit.
+MAX_DEPTH = 256
+
+
+def _depth(obj) -> int:
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(x, dict):
+            stack.extend((v, d + 1) for v in x.values())
+        elif isinstance(x, list):
+            stack.extend((v, d + 1) for v in x)
+    return deepest
+
+
 def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None,
                 numbers: list | None = None) -> list[dict]:
     """The records of one file, each parsed and checked against the schema. ``lenient``
@@ -195,7 +217,9 @@ def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None,
             cut = i == len(lines) and not text.endswith("\n")
             problem = ("truncated last line (an interrupted write?): " if cut else "not JSON: ") + str(exc)[:200]
         else:
-            if not isinstance(rec, dict) or rec.get("type") not in RECORD_TYPES:
+            if _depth(rec) > MAX_DEPTH:
+                problem = "nested too deeply to be a record"
+            elif not isinstance(rec, dict) or rec.get("type") not in RECORD_TYPES:
                 problem = f"a record must be an object with type one of {RECORD_TYPES}"
             else:
                 problem = _schema_error(rec) or _identity_error(rec)

@@ -143,6 +143,20 @@ def test_malformed_file_is_an_error_naming_file_and_line(name, records, tmp_path
     assert not (tmp_path / "out.html").exists() and path.read_bytes() == before
 
 
+def test_deep_nesting_is_refused_whatever_the_recursion_limit(records, tmp_path):
+    """Imported libraries raise the recursion limit (then json.loads parses 5000 levels): the
+    refusal must not depend on it."""
+    line, recs, raw = _malformed(records)["deep nesting inside a record"]
+    path = write(tmp_path / "results.jsonl", recs, raw)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        rc, _, err = reports("merge", path, "-o", tmp_path / "out.html")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert rc == 2 and err.startswith(f"error: {path}:{line}: nested too deeply"), err[:500]
+
+
 def test_line_numbers_count_blank_lines(records, tmp_path):
     h, c = _header(records), _case(records)
     path = tmp_path / "results.jsonl"
