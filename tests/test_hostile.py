@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,13 @@ class Run:
     wall_s: float
 
 
+def interruptible() -> None:
+    """preexec_fn: SIGINT at its default in the child, as in a terminal, so Python turns it into
+    KeyboardInterrupt even when these tests run in a shell that ignores SIGINT for background
+    jobs (a child inherits an ignored SIGINT, and Python then keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args, results: Path, hostile_dir: Path, *, env: dict | None = None, cwd: Path = ROOT,
           report: bool = False, paths=("conformance/",), **popen) -> subprocess.Popen:
     """Start ``python -m pytest conformance/ ... --results-dir RESULTS`` as a user runs it;
@@ -47,7 +55,7 @@ def start(args, results: Path, hostile_dir: Path, *, env: dict | None = None, cw
     cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
            "--results-dir", str(results), *([] if report else ["--no-report"]), *args]
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, **popen)
+                            stdin=subprocess.DEVNULL, preexec_fn=interruptible, **popen)
     proc.started = time.monotonic()
     return proc
 

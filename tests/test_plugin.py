@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bn_conformance.results import load
+from tests.test_hostile import interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 CLEAN = f"{ROOT / 'tests' / 'planted' / 'backends.py'}:NumpyBN"
@@ -88,7 +89,8 @@ def test_interrupted_run_keeps_finished_records_and_latest(finished_run, tmp_pat
     hang = f"{ROOT / 'tests' / 'planted' / 'misbehaving.py'}:Hangs"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:randomly", "conformance/", "-q", "--adapter", hang,
            *_cases(CASES[1], CASES[0]), "--results-root", str(finished_run), "--update-latest", "--no-report"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=interruptible)
     deadline = time.time() + 120
     while time.time() < deadline:
         parts = list((finished_run / "runs").glob("*/results.*.jsonl"))
