@@ -217,7 +217,7 @@ def _read_lines(path: Path, lenient: bool = False, warnings: list | None = None,
             cut = i == len(lines) and not text.endswith("\n")
             problem = ("truncated last line (an interrupted write?): " if cut else "not JSON: ") + str(exc)[:200]
         else:
-            if _depth(rec) > MAX_DEPTH:
+            if line.count("[") + line.count("{") > MAX_DEPTH and _depth(rec) > MAX_DEPTH:   # count: a cheap bound
                 problem = "nested too deeply to be a record"
             elif not isinstance(rec, dict) or rec.get("type") not in RECORD_TYPES:
                 problem = f"a record must be an object with type one of {RECORD_TYPES}"
