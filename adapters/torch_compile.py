@@ -20,7 +20,8 @@ Inductor's on-disk caches (FX graph cache, AOTAutograd cache) live in a folder p
 (``<TORCHINDUCTOR_CACHE_DIR or Inductor's default>/aten-cpu-capability-<value or native>``),
 so a verdict never depends on what a run under another ISA left there: in torch 2.13 their key
 does not include the vector ISA that ATEN_CPU_CAPABILITY selects, and a graph compiled
-natively (at::vec code) is reused under ATEN_CPU_CAPABILITY=default and fails to compile ("'at::vec' has not been declared";
+natively (at::vec code) is reused under ATEN_CPU_CAPABILITY=default and fails to compile
+("'at::vec' has not been declared";
 conformance/findings/probes/torch_onnx/t7_inductor_cache_isa.py and .out: ok with a fresh
 cache or TORCHINDUCTOR_FX_GRAPH_CACHE=0, BackendCompilerFailed with the native run's cache).
 Within a run each configuration compiles once (``_MODULES``); a warm cache saves most of
