@@ -68,7 +68,10 @@ def _fns(cfg, jit: bool):
         dx, dp = vjp(dy.astype(y.dtype))
         return y, dx, dp
 
-    fns = {"init": t.init, "train": train, "infer": infer,
+    # init under jit too in the jitted variant (is_training, test_local_stats static): run eagerly,
+    # its forward pass compiles one executable per primitive and shape (measured: half the
+    # adapter's compile time)
+    fns = {"init": jax.jit(t.init, static_argnums=(2, 3)) if jit else t.init, "train": train, "infer": infer,
            "infer_local": lambda hp, p, s, x, dy: infer(hp, p, s, x, dy, True)}
     wrap(fns, [k for k in fns if k != "init"], "haiku", jit)
     _CACHE[key] = fns
@@ -82,7 +85,7 @@ def loaded(state0: dict, names, mean, var, dtype: str) -> dict:
     the first step would discard them (moving_averages.py: hidden starts at zero)."""
     s = {k: dict(v) for k, v in state0.items()}
     for name, value in zip(names, (mean, var)):
-        v = to_j(value, dtype).reshape(s[name]["average"].shape)
+        v = to_j(np.reshape(value, s[name]["average"].shape), dtype)
         s[name].update(average=v, hidden=v, counter=jax.numpy.asarray(2 ** 30, s[name]["counter"].dtype))
     return s
 
@@ -132,8 +135,8 @@ class Haiku(JaxHooks):
         mod = next(iter(params)) if params else None
         if pb.affine:
             shp = params[mod]["scale"].shape   # (1, .., C, .., 1): haiku's broadcast shape
-            params = {mod: {"scale": to_j(pb.gamma, pb.param_dtype).reshape(shp),
-                            "offset": to_j(pb.beta, pb.param_dtype).reshape(shp)}}
+            params = {mod: {"scale": to_j(np.reshape(pb.gamma, shp), pb.param_dtype),
+                            "offset": to_j(np.reshape(pb.beta, shp), pb.param_dtype)}}
         names = sorted(state0)                 # ".../mean_ema", ".../var_ema"
         pdt = jdtype(pb.param_dtype)
 
@@ -141,7 +144,9 @@ class Haiku(JaxHooks):
             return loaded(state0, names, mean, var, pb.param_dtype)
 
         def grads(dp):
-            return (dp[mod]["scale"].reshape(-1), dp[mod]["offset"].reshape(-1)) if pb.affine else (None, None)
+            # reshaped on the host (NumPy): an eager JAX reshape compiles once per shape
+            return (np.asarray(dp[mod]["scale"]).reshape(-1), np.asarray(dp[mod]["offset"]).reshape(-1)) \
+                if pb.affine else (None, None)
 
         def train(s, x, dy):
             y, dx, dp, new = f["train"](hp, params, s, x, dy)
@@ -157,6 +162,6 @@ class Haiku(JaxHooks):
             return infer(s, x, x)[0]
 
         def stats(s):
-            return (s[names[0]]["average"].reshape(-1).astype(pdt), s[names[1]]["average"].reshape(-1).astype(pdt))
+            return tuple(np.asarray(s[n]["average"]).reshape(-1).astype(pdt) for n in names[:2])
 
         return Ops(init=lambda: state0, given=given, train=train, infer=infer, evaluate=evaluate, stats=stats)

@@ -25,6 +25,7 @@ framework_<framework>, family_<family> on every conformance test.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from pathlib import Path
@@ -296,7 +297,8 @@ def pytest_collection_modifyitems(session, config, items):
                                                        f"{name.split('_', 1)[1]}")
                     registered.add(name)
                 item.add_marker(name)
-            item.add_marker(pytest.mark.xdist_group(target.adapter))
+            item.add_marker(pytest.mark.xdist_group(group_of(target.adapter, entry.groups if entry else 1, area,
+                                                             config.getoption("--tier"))))
         if case is not None:
             item.add_marker(f"dtype_{case.dtype}")
         keep.append(item)
@@ -309,6 +311,30 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = _heaviest_first(keep)
 
 
+def group_of(adapter: str, groups: int, area: str, tier: str) -> str:
+    """The pytest-xdist group of an adapter's test in ``area``: the adapter's name, or, for an
+    adapter spread over several groups (registry ``groups``), ``<name>/<k>`` where the areas
+    are dealt to the k groups longest first (the number of distinct compiled signatures,
+    conformance/tiers.py, of the area's cases in the tier; hypothesis counts its examples).
+    The same on every worker and every run."""
+    if groups <= 1:
+        return adapter
+    return f"{adapter}/{_area_groups(groups, tier).get(area, 0)}"
+
+
+@functools.lru_cache(maxsize=None)
+def _area_groups(groups: int, tier: str) -> dict:
+    from hypothesis import settings
+    weight = {a: len({tiers.signature(c) for c in tiers.cases(a, tier)}) for a in grid.AREAS}
+    weight["hypothesis"] = settings().max_examples
+    load, out = [0] * groups, {}
+    for a in sorted(weight, key=lambda a: (-weight[a], a)):
+        k = min(range(groups), key=lambda i: (load[i], i))
+        out[a] = k
+        load[k] += weight[a]
+    return out
+
+
 def _heaviest_first(items) -> list:
     """Items ordered by their adapter's measured cost, heaviest first (stable otherwise):
     pytest-xdist's loadgroup scheduler hands out adapter groups in the order they first appear,
@@ -317,6 +343,7 @@ def _heaviest_first(items) -> list:
     import json
 
     from bn_conformance import adapters
+    from bn_conformance.adapters.registry import BY_NAME
     try:
         costs = json.loads(Path(adapters.__file__).with_name("costs.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -325,7 +352,10 @@ def _heaviest_first(items) -> list:
     def cost(item):
         cs = getattr(item, "callspec", None)
         t = cs.params.get("target") if cs else None
-        return -float(costs.get(t.adapter, 1e9)) if t is not None else 0.0
+        if t is None:
+            return 0.0
+        entry = BY_NAME.get(t.adapter)
+        return -float(costs.get(t.adapter, 1e9)) / (entry.groups if entry else 1)
 
     return sorted(items, key=cost)
 
