@@ -59,12 +59,14 @@ class CaseResult:
         return [c for c in self.checks if not families or c.family in families]
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=4096)
 def problem_of(case: Case) -> Problem:
     return make_problem(case)
 
 
-@lru_cache(maxsize=512)
+# every (case, convention) of a worker's run: the default tier's cases take about 13 MB per
+# convention (measured), and each is computed once per worker instead of once per adapter
+@lru_cache(maxsize=4096)
 def expected_of(case: Case, convention: str) -> Expected:
     return expect(case, problem_of(case), preset(convention))
 

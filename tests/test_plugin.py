@@ -207,3 +207,20 @@ def test_wheel_installs_one_top_level_package_that_runs_from_an_empty_folder(tmp
     shown = subprocess.run([str(py), "-c", "import bn_conformance, sys; print(bn_conformance.__file__)"],
                            cwd=empty, capture_output=True, text=True, env=env)
     assert str(venv) in shown.stdout
+
+
+def test_an_adapter_spread_over_groups_gets_every_area_in_one_of_them():
+    """pytest-xdist groups (conformance/plugin.py group_of): one per adapter, or, for an adapter
+    the registry spreads over k groups, every area in exactly one of k groups, each holding some
+    compiled signatures, the same on every call (every worker computes it)."""
+    from bn_conformance import grid, plugin, tiers
+    from bn_conformance.adapters.registry import BY_NAME
+    from bn_conformance.profiles import load_profile
+    load_profile()
+    assert plugin.group_of("torch.nn", 1, "forward", "default") == "torch.nn"
+    assert BY_NAME["torch.nn.compile"].groups == 2
+    for tier in tiers.TIERS:
+        names = {a: plugin.group_of("torch.nn.compile", 2, a, tier) for a in [*grid.AREAS, "hypothesis", "fingerprint"]}
+        assert set(names.values()) == {"torch.nn.compile/0", "torch.nn.compile/1"}, (tier, names)
+        plugin._area_groups.cache_clear()
+        assert names == {a: plugin.group_of("torch.nn.compile", 2, a, tier) for a in names}
