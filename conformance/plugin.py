@@ -61,9 +61,10 @@ def pytest_addoption(parser):
                 help="seconds one isolated adapter call may take before it is killed (verdict: timeout)")
     g.addoption("--replace-builtin", action="store_true",
                 help="let a user adapter with a built-in adapter's name run in its place")
-    g.addoption("--tier", choices=("quick", "default", "full"), default="default",
-                help="how much of the grid to run: quick (a first look), default (a covering design that keeps "
-                     "every finding), full (every case the grid defines); see conformance/tiers.py")
+    g.addoption("--tier", choices=tiers.TIERS, default="default",
+                help="how much of the grid to run: quick (a first look), default (every axis value and every "
+                     "known finding and planted bug), pairwise (every pair of axis values, for a broad look "
+                     "after an upgrade), full (every case the grid defines); see conformance/tiers.py")
 
 
 def _markers(config) -> None:
