@@ -316,7 +316,8 @@ def group_of(adapter: str, groups: int, area: str, tier: str) -> str:
     """The pytest-xdist group of an adapter's test in ``area``: the adapter's name, or, for an
     adapter spread over several groups (registry ``groups``), ``<name>/<k>`` where the areas
     are dealt to the k groups longest first (the number of distinct compiled signatures,
-    conformance/tiers.py, of the area's cases in the tier; hypothesis counts its examples).
+    conformance/tiers.py, of the area's cases in the tier; hypothesis counts its examples, the
+    fingerprint its probes' configurations).
     The same on every worker and every run."""
     if groups <= 1:
         return adapter
@@ -328,6 +329,7 @@ def _area_groups(groups: int, tier: str) -> dict:
     from hypothesis import settings
     weight = {a: len({tiers.signature(c) for c in tiers.cases(a, tier)}) for a in grid.AREAS}
     weight["hypothesis"] = settings().max_examples
+    weight["fingerprint"] = 9          # the fingerprint's probes (conformance/fingerprint.py): nine configurations
     load, out = [0] * groups, {}
     for a in sorted(weight, key=lambda a: (-weight[a], a)):
         k = min(range(groups), key=lambda i: (load[i], i))
