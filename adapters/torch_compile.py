@@ -89,9 +89,33 @@ class ChannelsLastCompile(NnCompile, ChannelsLast):
     _layout_name = "channels_last"
 
 
+class EagerFallback(RuntimeError):
+    """torch.compile captured no graph: the layer ran eagerly."""
+
+
+def _forget() -> None:
+    """Drop every compiled module and Dynamo's caches: the next case compiles from scratch
+    (Inductor's on-disk cache still serves its builds)."""
+    import torch._dynamo
+    torch._dynamo.reset()
+    _MODULES.clear()
+    _FUNCS.clear()
+
+
 class _FirstCall:
     """A compiled module whose first call (Dynamo tracing and the Inductor build) is timed as
-    one compilation; later calls go straight to it."""
+    one compilation; later calls go straight to it.
+
+    A first call that captures no graph ran eagerly, and this adapter raises ``EagerFallback``
+    rather than pass eager results off as compiled ones. In torch 2.13 that happens with
+    momentum=None: ``float(self.num_batches_tracked)`` (torch/nn/modules/batchnorm.py:192) is a
+    graph break (Tensor.item() with capture_scalar_outputs=False), and Dynamo runs the whole
+    call of its wrapper frame (torch/_dynamo/external_utils.py:67, ``inner``, shared by every
+    compiled module) eagerly. That frame's cache entry then accepts other BatchNorm modules:
+    a compiled BatchNorm1d with momentum 0.1 created afterwards captured no graph either, and
+    its dgamma equalled eager's bit for bit (finding torch-compile-cumulative-momentum-eager).
+    So after a fallback every compiled module and Dynamo's caches are dropped (``_forget``),
+    and no case's verdict depends on the cases before it."""
 
     def __init__(self, compiled):
         object.__setattr__(self, "_compiled", compiled)
@@ -99,8 +123,15 @@ class _FirstCall:
 
     def __call__(self, *args, **kwargs):
         if self._fresh:
+            from torch._dynamo.utils import counters
             object.__setattr__(self, "_fresh", False)
-            return COMPILES.timed(self._compiled, *args, **kwargs)
+            before = counters["stats"]["unique_graphs"]
+            out = COMPILES.timed(self._compiled, *args, **kwargs)
+            if counters["stats"]["unique_graphs"] == before:
+                _forget()
+                raise EagerFallback("torch.compile captured no graph on the first call: the layer ran eagerly "
+                                    "(a graph break; TORCH_LOGS=graph_breaks shows where)")
+            return out
         return self._compiled(*args, **kwargs)
 
     def __getattr__(self, name):
