@@ -59,14 +59,26 @@ def check_results_dir(path: Path) -> str | None:
     if path.is_dir() and results_files(path):
         return (f"--results-dir {path}: holds the results of another run; choose an empty or new folder "
                 f"(runs never overwrite runs)")
+    if _inside_package(path):
+        return f"--results-dir {path}: inside the suite's package folder; choose a folder outside it"
     probe = path if path.exists() else next((p for p in path.parents if p.exists()), None)
     if not _writable(probe):
         return f"--results-dir {path}: not writable"
     return None
 
 
+def _inside_package(path: Path) -> bool:
+    """Whether ``path`` lies in the suite's own package folder, where a ``reports`` folder
+    would shadow the ``bn_conformance.reports`` subpackage (pytest run from inside conformance/)."""
+    pkg, p = Path(__file__).resolve().parent, Path(path).resolve()
+    return p == pkg or pkg in p.parents
+
+
 def check_root(root: Path) -> str | None:
     root = Path(root)
+    if _inside_package(root):
+        return (f"--results-root {root}: inside the suite's package folder, where it would hide "
+                f"bn_conformance.reports; run from the repository root or pass --results-root")
     probe = root if root.exists() else next((p for p in root.parents if p.exists()), None)
     if root.exists() and not root.is_dir():
         return f"--results-root {root}: exists and is not a folder"

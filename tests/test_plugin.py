@@ -136,6 +136,15 @@ def test_usage_errors_are_pytest_usage_errors(args, message, tmp_path):
     assert "INTERNALERROR" not in proc.stdout + proc.stderr
 
 
+def test_a_run_from_inside_the_package_folder_is_a_usage_error():
+    """Its default results root, ./reports, would become conformance/reports and hide the
+    bn_conformance.reports subpackage (the report then fails to import)."""
+    proc = _pytest("test_exact.py", "-q", "--adapter", CLEAN, cwd=ROOT / "conformance")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-1500:] + proc.stderr[-1500:]
+    assert "inside the suite's package folder" in proc.stderr
+    assert not (ROOT / "conformance" / "reports").exists()
+
+
 def test_no_match_lists_the_installed_adapters(tmp_path):
     proc = _pytest("conformance/", "--adapter", "nothing", "--results-root", str(tmp_path))
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
