@@ -1,6 +1,7 @@
 """Benchmark a conformance run: where the time goes.
 
     python benchmarks/run.py [-n 2] [--out benchmarks/latest.json] [--costs] [-- extra pytest args]
+    python benchmarks/run.py --show benchmarks/latest.json [--markdown]
 
 Runs ``pytest conformance/`` once (default tier, every installed default adapter, CPU; pass
 ``-- --tier full`` or ``-- --adapter NAME`` to change that) into a scratch results folder,
@@ -96,14 +97,30 @@ def table(s: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown(s: dict) -> str:
+    """The per-adapter table as Markdown (README "Speed"), heaviest first."""
+    rows = ["| adapter | cases | framework s | compilations | compile s | first call s | ms per case |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, a in sorted(s["adapters"].items(), key=lambda kv: -kv[1]["adapter_s"]):
+        rows.append(f"| `{name}` | {int(a['cases'])} | {a['adapter_s']:.1f} | {int(a['compiles'])} | "
+                    f"{a['compile_s']:.1f} | {a['first_call_s']:.1f} | {a['per_case_ms']:.1f} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=2, help="pytest-xdist workers (0: one process)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "latest.json"))
     ap.add_argument("--keep", help="keep the run's results folder here (e.g. to publish it)")
     ap.add_argument("--costs", action="store_true", help="write adapters/costs.json from this run")
+    ap.add_argument("--show", metavar="RECORD", help="print a saved record's table instead of running")
+    ap.add_argument("--markdown", action="store_true", help="with --show: the per-adapter table as Markdown")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args(argv)
+    if args.show:
+        s = json.loads(Path(args.show).read_text())
+        print(markdown(s) if args.markdown else table(s))
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         tmp = str(Path(args.keep or scratch) / "run")
         cmd = [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:randomly", "--results-dir", tmp,
