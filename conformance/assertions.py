@@ -10,12 +10,12 @@ from .compare import FAILING, Check
 from .evaluate import CaseResult
 
 
-
 def xfail(reason: str):
     """pytest.xfail without the traceback: the reason is the whole report (``-rx`` prints it), and
     formatting the traceback's source for every expected failure cost 39 ms each (measured,
-    about 50 process-seconds over a default run's 1,367 expected failures)."""
+    about 50 process-seconds over a pairwise-tier run's 1,370 expected failures)."""
     raise pytest.xfail.Exception(reason, pytrace=False)
+
 
 def rerun_line(res: CaseResult, adapter_spec: str | None = None) -> str:
     """The pytest command that reruns exactly this case on this adapter and device.
