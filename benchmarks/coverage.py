@@ -37,22 +37,9 @@ def triggers(records: list[dict]) -> dict:
 
 def planted() -> dict:
     """planted bug -> check name -> grid cases on which the suite reports it (full grid)."""
-    import numpy as np
-
-    from bn_conformance.compare import FAILING
-    from bn_conformance.evaluate import evaluate
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.planted.backends import BUGS, PLANTED
-    out: dict = {}
-    with np.errstate(all="ignore"):
-        for bug in sorted(BUGS):
-            caught: dict = defaultdict(set)
-            for case in grid.all_cases():
-                for c in evaluate(PLANTED[bug](), "cpu", case).checks:
-                    if c.verdict in FAILING:
-                        caught[c.name].add(case.id)
-            out[bug] = {k: sorted(v) for k, v in sorted(caught.items())}
-    return out
+    from tests.planted.backends import BUGS, caught_on
+    return {bug: {k: sorted(v) for k, v in sorted(caught_on(bug, grid.all_cases()).items())} for bug in sorted(BUGS)}
 
 
 def lost(trig: dict) -> list[str]:

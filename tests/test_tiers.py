@@ -1,15 +1,10 @@
 """The tiers (conformance/tiers.py): the pairwise tier is a covering design of the full grid,
 the default tier a cover of every axis value, each area's modes and dtypes, and every finding
 and planted bug the full tier triggers; both keep every finding and planted bug."""
-from collections import defaultdict
-
-import numpy as np
 import pytest
 
 from bn_conformance import grid, tiers
-from bn_conformance.compare import FAILING
-from bn_conformance.evaluate import evaluate
-from tests.planted.backends import BUGS, PLANTED
+from tests.planted.backends import BUGS, caught_on
 
 KEEPING = ("default", "pairwise")   # the tiers that promise every finding and planted bug of the full tier
 
@@ -43,23 +38,12 @@ def test_tiers_are_nested_and_deterministic():
     assert {c.id for c in tiers.all_cases("default")} == d and {c.id for c in tiers.all_cases("pairwise")} == p
 
 
-def _caught(bug) -> dict:
-    """check name -> case ids, over the full grid, on which the planted bug is reported."""
-    out = defaultdict(set)
-    with np.errstate(all="ignore"):
-        for case in grid.all_cases():
-            for c in evaluate(PLANTED[bug](), "cpu", case).checks:
-                if c.verdict in FAILING:
-                    out[c.name].add(case.id)
-    return out
-
-
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_keeping_tiers_catch_every_planted_bug_the_full_tier_catches(bug):
     """Triggered: reported at all, and on each check the bug must be caught on (BUGS) that
     the full tier reports it on; and the committed evidence the default tier is built from
     (coverage.json "planted") is what the suite reports now."""
-    caught = _caught(bug)
+    caught = caught_on(bug, grid.all_cases())
     assert caught, f"planted bug {bug!r} is not caught even by the full tier"
     assert tiers.evidence()["planted"].get(bug) == {k: sorted(v) for k, v in sorted(caught.items())}, \
         f"planted bug {bug!r}: conformance/coverage.json is out of date (python benchmarks/coverage.py --planted-only)"

@@ -256,3 +256,19 @@ globals().update({cls.__name__: cls for cls in PLANTED.values()})
 def all_planted():
     """Factory for --adapter tests/planted/backends.py:all_planted."""
     return [cls() for cls in PLANTED.values()]
+
+
+def caught_on(bug: str, cases) -> dict[str, set]:
+    """check name -> ids of ``cases`` on which the suite reports the planted ``bug`` (the
+    evidence the default tier keeps: conformance/coverage.json "planted")."""
+    from collections import defaultdict
+
+    from bn_conformance.compare import FAILING
+    from bn_conformance.evaluate import evaluate
+    out: dict = defaultdict(set)
+    with np.errstate(all="ignore"):
+        for case in cases:
+            for c in evaluate(PLANTED[bug](), "cpu", case).checks:
+                if c.verdict in FAILING:
+                    out[c.name].add(case.id)
+    return dict(out)
